@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make run    create .venv, install, run the seed suite on the embedded model, print a summary
+#   make test   create .venv with test extras, run the whole test suite
+#
+# llama-cpp-python builds from source (about 10 minutes on 2 cores). pip keeps the built wheel in its
+# cache (~/.cache/pip/wheels), so a second set-up, or a fresh clone on the same machine, reuses it.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test install install-test bench lint clean
+
+run: install
+	$(BIN)/sandbox run --tasks seed --servers servers/mcp.json --out runs/seed.jsonl
+
+test: install-test
+	$(BIN)/python -m pytest
+
+bench: install-test
+	$(BIN)/python bench/bench_episode.py
+
+lint: install-test
+	$(BIN)/ruff check sandbox servers tools rewards tests bench
+	$(BIN)/ruff format --check sandbox servers tools rewards tests bench
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,74 @@
+"""Rewards by name, and scoring a trace with them.
+
+Rewards register under the entry-point group ``sandbox.rewards`` (``name = "module:function"``), so
+a user's reward plugs in exactly like a bundled one. The bundled rewards are always available, even
+from a source tree that was never installed; an entry point of the same name takes their place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+
+from rewards._cot import cot_reward
+from rewards._outcome import outcome_reward
+from rewards._process import process_reward
+from rewards._tool_syntax import tool_syntax_reward
+from rewards._types import RewardFn
+from sandbox._records import Reward, Task, Trace
+
+ENTRY_POINT_GROUP = "sandbox.rewards"
+
+BUNDLED_REWARDS: Mapping[str, RewardFn] = {
+    "cot": cot_reward,
+    "outcome": outcome_reward,
+    "process": process_reward,
+    "tool_syntax": tool_syntax_reward,
+}
+
+
+class RewardError(Exception):
+    """A reward that failed to load or crashed on a trace: a bug for a person to fix.
+
+    A crash is never turned into a score: a 0.0 would pass a reward's bug off as a fact about the
+    model.
+    """
+
+
+def available_rewards() -> dict[str, RewardFn]:
+    """Every reward by name: the bundled ones, then those registered as entry points."""
+    rewards = dict(BUNDLED_REWARDS)
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry_point.load()
+        except Exception as exc:
+            raise RewardError(
+                f"reward {entry_point.name!r} ({entry_point.value}) failed to load: {exc!r}; "
+                f"fix or uninstall the package that registers it"
+            ) from exc
+        if not callable(loaded):
+            raise RewardError(f"reward {entry_point.name!r} ({entry_point.value}) is not callable")
+        rewards[entry_point.name] = loaded
+    return rewards
+
+
+def score_trace(trace: Trace, task: Task, rewards: Mapping[str, RewardFn]) -> Trace:
+    """A copy of ``trace`` with each reward's verdict in ``trace.rewards`` under its name.
+
+    Rewards already on the trace are kept unless one of ``rewards`` has the same name. Raises
+    :class:`RewardError`, naming the reward and the trace, when a reward raises or returns something
+    other than a :class:`Reward`.
+    """
+    scored = {name: _run(name, reward, trace, task) for name, reward in rewards.items()}
+    return trace.model_copy(update={"rewards": {**trace.rewards, **scored}})
+
+
+def _run(name: str, reward: RewardFn, trace: Trace, task: Task) -> Reward:
+    try:
+        verdict = reward(trace, task)
+    except Exception as exc:
+        raise RewardError(f"reward {name!r} crashed on trace {trace.id!r}: {exc!r}") from exc
+    if not isinstance(verdict, Reward):
+        kind = type(verdict).__name__
+        raise RewardError(f"reward {name!r} returned {kind} on trace {trace.id!r}, not a Reward")
+    return verdict

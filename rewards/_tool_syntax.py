@@ -1,0 +1,257 @@
+"""Tool syntax: the seed's per-call formula, summed over an episode.
+
+The seed judges one response against the ideal one (:func:`calculate_loss_for_tool_syntax`). An
+episode holds several responses, so :func:`tool_syntax_reward` applies the formula like this:
+
+- Every tool-using step (action ``tool_call`` or ``broken_call``) is judged once, against an ideal
+  call of the same tool that no valid call has used up yet (one whose argument values match is
+  preferred). Only a valid call uses an ideal call up, so a retry after a bad call is judged against
+  the same ideal call: retrying pays, repeating a call that already worked costs 1.0. A call with no
+  ideal call left to match its tool "differs from the ideal one".
+- A call is valid when it parsed (action ``tool_call`` with a call), names a tool the trace lists,
+  and its arguments validate against that tool's input schema (JSON Schema 2020-12, no remote
+  ``$ref``). A broken call whose tool name was recovered is judged by that name, and is never valid;
+  a broken call with no name differs from every ideal call. So a valid call of the ideal tool (0.8)
+  always beats a broken one (-0.5 or -1.0).
+- An episode that used no tool scores once: -0.5 if the task needs a tool, else 0.0 ("no tool
+  needed, none used"). Ideal calls left unmade by an episode that did use tools are reported
+  (``missing_ideal_calls``) but, as in the seed, not charged.
+- Argument *values* are not part of the seed's validity; ``ideal_args_matched`` counts the valid
+  ideal-tool calls whose arguments are among the ideal call's acceptable values, apart from the value.
+- A listed tool whose input schema is itself unusable makes an ideal-tool call's validity unknowable:
+  the reward then cannot score (value None, the reason names the tool), rather than guess.
+
+Bounds: each tool-using step scores -1.0, -0.5 or 0.8; the episode's value is their sum, between
+-1.0 x (tool-using steps) and 0.8 x len(task.ideal_calls), or -0.5 / 0.0 when no tool was used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import referencing
+import referencing.exceptions
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from sandbox._records import IdealCall, Reward, Step, Task, ToolCall, Trace
+
+NAME = "tool_syntax"
+VERSION = "1"
+
+MISSING_TOOL_PENALTY = 0.5
+WRONG_TOOL_PENALTY = 1.0
+IDEAL_TOOL_BONUS = 0.5
+VALID_CALL_BONUS = 0.3
+INVALID_CALL_PENALTY = 1.0
+
+# BFCL's convention: an empty string among the acceptable values means the argument may be left out.
+OPTIONAL_ARGUMENT = ""
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A tool-using response as the formula sees it.
+
+    ``name`` is None when the call did not parse far enough to name a tool. ``valid`` says whether
+    the call parsed, names a listed tool and has arguments that fit that tool's input schema.
+    """
+
+    name: str | None
+    valid: bool
+
+
+def calculate_loss_for_tool_syntax(
+    response: ToolUse | None, ideal: IdealCall | None, needs_tool: bool
+) -> float:
+    """Score one response against the ideal call (None: no call is ideal). Higher is better.
+
+    ``response`` is None when no tool was used. When none was used and none was needed, there is
+    nothing to judge and the score stays 0.
+    """
+    score = 0.0  # score = 0
+    if response is None and needs_tool:  # if no tool was used where one was needed:
+        score -= MISSING_TOOL_PENALTY  # score -= 0.5
+    elif _differs_from_ideal(response, ideal):  # elif the tool differs from the ideal one:
+        score -= WRONG_TOOL_PENALTY  # score -= 1.0
+    elif response is not None:  # else (it is the ideal tool):
+        score += IDEAL_TOOL_BONUS  # score += 0.5
+        score += VALID_CALL_BONUS if response.valid else -INVALID_CALL_PENALTY  # then +0.3 if valid else -1.0
+    return score
+
+
+def _differs_from_ideal(response: ToolUse | None, ideal: IdealCall | None) -> bool:
+    """A tool was used, and it is not the ideal call's tool (an unnamed call is never the ideal tool)."""
+    return response is not None and not _is_ideal_tool(response, ideal)
+
+
+def _is_ideal_tool(response: ToolUse, ideal: IdealCall | None) -> bool:
+    return ideal is not None and response.name == ideal.name
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """One tool-using step: how the formula sees it, the ideal call it is judged against, and why
+    its validity cannot be told (None when it can)."""
+
+    step: Step
+    use: ToolUse
+    ideal: IdealCall | None
+    unknowable: str | None
+
+    @property
+    def scorable(self) -> bool:
+        return self.unknowable is None or not _is_ideal_tool(self.use, self.ideal)
+
+
+def tool_syntax_reward(trace: Trace, task: Task) -> Reward:
+    """Sum of the seed's tool-syntax score over the episode's tool-using steps (see module doc)."""
+    positions = [index for index, step in enumerate(trace.steps) if _uses_tool(step)]
+    if not positions:
+        return _no_tool_used(trace, task)
+    judged = _judge([trace.steps[index] for index in positions], trace, task.ideal_calls)
+    per_step: list[float | None] = [None] * len(trace.steps)
+    for index, item in zip(positions, judged, strict=True):
+        per_step[index] = _step_score(item, task)
+    components = _components(judged, task)
+    unknowable = [item.unknowable for item in judged if not item.scorable]
+    if unknowable:
+        return _reward(None, components, per_step, "cannot tell whether a call is valid: " + unknowable[0])
+    value = math.fsum(score for score in per_step if score is not None)
+    return _reward(value, components, per_step, _summary(components))
+
+
+def _uses_tool(step: Step) -> bool:
+    return step.action in ("tool_call", "broken_call")
+
+
+def _no_tool_used(trace: Trace, task: Task) -> Reward:
+    per_step: list[float | None] = [None] * len(trace.steps)
+    components = {"steps_scored": 0.0, "missing_ideal_calls": float(len(task.ideal_calls))}
+    if not task.needs_tool:
+        return _reward(0.0, components, per_step, "no tool needed, none used")
+    value = calculate_loss_for_tool_syntax(None, task.ideal_calls[0], needs_tool=True)
+    return _reward(value, components, per_step, "the task needs a tool and none was used")
+
+
+def _step_score(item: _Judged, task: Task) -> float | None:
+    if not item.scorable:
+        return None
+    return calculate_loss_for_tool_syntax(item.use, item.ideal, task.needs_tool)
+
+
+def _reward(
+    value: float | None, components: dict[str, float], per_step: list[float | None], reason: str
+) -> Reward:
+    return Reward(
+        name=NAME, version=VERSION, value=value, components=components, per_step=per_step, reason=reason
+    )
+
+
+# --------------------------------------------------------------------------- matching ideal calls
+
+
+def _judge(steps: Sequence[Step], trace: Trace, ideals: Sequence[IdealCall]) -> list[_Judged]:
+    """Judge each tool-using step in order; a valid call uses up the ideal call it matched."""
+    left = list(ideals)
+    judged: list[_Judged] = []
+    for step in steps:
+        use, unknowable = _tool_use(step, trace)
+        ideal = _pick_ideal(step.call, use, left)
+        if ideal is not None and use.valid:
+            left = [candidate for candidate in left if candidate is not ideal]
+        judged.append(_Judged(step, use, ideal, unknowable))
+    return judged
+
+
+def _pick_ideal(call: ToolCall | None, use: ToolUse, left: Sequence[IdealCall]) -> IdealCall | None:
+    """The first ideal call of the same tool, preferring one whose argument values match."""
+    same_tool = [ideal for ideal in left if use.name is not None and ideal.name == use.name]
+    if call is not None:
+        fitting = [ideal for ideal in same_tool if arguments_match(call.arguments, ideal)]
+        same_tool = fitting or same_tool
+    return same_tool[0] if same_tool else None
+
+
+def arguments_match(arguments: dict[str, Any], ideal: IdealCall) -> bool:
+    """Whether every argument the ideal call constrains holds one of its acceptable values.
+
+    An argument missing from the call matches when ``""`` is acceptable (BFCL's "optional" mark).
+    Booleans are told apart from numbers (``True`` is not ``1``).
+    """
+    return all(_argument_matches(arguments, name, acceptable) for name, acceptable in ideal.arguments.items())
+
+
+def _argument_matches(arguments: dict[str, Any], name: str, acceptable: list[Any]) -> bool:
+    if name not in arguments:
+        return OPTIONAL_ARGUMENT in acceptable
+    return any(_same_value(arguments[name], value) for value in acceptable)
+
+
+def _same_value(given: Any, expected: Any) -> bool:
+    if isinstance(given, bool) or isinstance(expected, bool):
+        return given is expected
+    return bool(given == expected)
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def _tool_use(step: Step, trace: Trace) -> tuple[ToolUse, str | None]:
+    """The step as the formula sees it, and why its validity cannot be told (None when it can)."""
+    call = step.call
+    if call is None:
+        return ToolUse(name=None, valid=False), None
+    spec = trace.tool(call.name)
+    if step.action != "tool_call" or spec is None:
+        return ToolUse(name=call.name, valid=False), None
+    fits = _arguments_fit(spec.input_schema, call.arguments)
+    if isinstance(fits, str):
+        unusable = f"tool {call.name!r} has an unusable input schema: {fits}"
+        return ToolUse(name=call.name, valid=False), unusable
+    return ToolUse(name=call.name, valid=fits), None
+
+
+def _arguments_fit(schema: dict[str, Any], arguments: dict[str, Any]) -> bool | str:
+    """Whether the arguments validate against the schema; a string says why the schema is unusable."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message
+    # An empty registry: a remote $ref is unusable, never fetched (a reward does no I/O).
+    validator = Draft202012Validator(schema, registry=referencing.Registry())
+    try:
+        return validator.is_valid(arguments)
+    except referencing.exceptions.Unresolvable as exc:
+        return f"unresolvable $ref: {exc}"
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _components(judged: Sequence[_Judged], task: Task) -> dict[str, float]:
+    ideal_tool = [item for item in judged if _is_ideal_tool(item.use, item.ideal)]
+    valid_ideal = [item for item in ideal_tool if item.use.valid]
+    return {
+        "steps_scored": float(sum(item.scorable for item in judged)),
+        "valid_calls": float(sum(item.use.valid for item in judged)),
+        "ideal_tool_calls": float(len(ideal_tool)),
+        "missing_ideal_calls": float(len(task.ideal_calls) - len(valid_ideal)),
+        "ideal_args_matched": float(sum(_args_fit_ideal(item) for item in valid_ideal)),
+    }
+
+
+def _args_fit_ideal(item: _Judged) -> bool:
+    call, ideal = item.step.call, item.ideal
+    return ideal is not None and call is not None and arguments_match(call.arguments, ideal)
+
+
+def _summary(components: dict[str, float]) -> str:
+    return (
+        f"{components['steps_scored']:.0f} tool-using steps: {components['ideal_tool_calls']:.0f} of an "
+        f"ideal tool, {components['valid_calls']:.0f} valid; {components['missing_ideal_calls']:.0f} ideal "
+        f"calls never made validly"
+    )

@@ -1,0 +1,3 @@
+from sandbox._cli import main
+
+main()

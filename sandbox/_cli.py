@@ -1,0 +1,173 @@
+"""The ``sandbox`` command: a thin shell over the library. The only place that wires the rooms.
+
+    sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf] [--mode constrained|free] --out traces.jsonl
+    sandbox show  traces.jsonl [--trace ID | --index N]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from sandbox._errors import SandboxError
+from sandbox._records import Trace, read_traces
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+err_console = Console(stderr=True)
+
+BUNDLED_TASKS = {"seed": Path(__file__).resolve().parent / "data" / "seed.jsonl"}
+
+
+def main() -> None:
+    try:
+        app()
+    except SandboxError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+
+
+def _task_path(value: str) -> Path:
+    return BUNDLED_TASKS.get(value, Path(value))
+
+
+@app.command()
+def run(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
+    out: Annotated[Path, typer.Option(help="Where to write the traces (JSONL).")],
+    model: Annotated[Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")] = None,
+    mode: Annotated[str, typer.Option(help="constrained (grammar) or free (lenient parsing).")] = "constrained",
+    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 384,
+    token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    n_ctx: Annotated[int, typer.Option(help="Context window in tokens.")] = 4096,
+    n_gpu_layers: Annotated[int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")] = -1,
+    call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
+) -> None:
+    """Run every task as an episode and write one reward-labelled trace per line."""
+    from sandbox._run import RunOptions, run_tasks
+
+    if mode not in ("constrained", "free"):
+        raise SandboxError(f"--mode must be 'constrained' or 'free', not {mode!r}")
+    options = RunOptions(
+        tasks=_task_path(tasks),
+        servers=servers,
+        out=out,
+        model=model,
+        mode=mode,  # type: ignore[arg-type]
+        rewards=rewards,
+        max_steps=max_steps,
+        max_tokens=max_tokens,
+        token_budget=token_budget,
+        temperature=temperature,
+        seed=seed,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        call_timeout=call_timeout,
+        only=tuple(task_id or ()),
+    )
+    traces = anyio.run(run_tasks, options, console)
+    console.print(summary_table(traces))
+    console.print(f"wrote {len(traces)} trace(s) to {out}")
+
+
+def summary_table(traces: list[Trace]) -> Table:
+    """One row per trace: task, steps, calls, each reward, seconds, tokens/s."""
+    reward_names = sorted({name for trace in traces for name in trace.rewards})
+    table = Table(title="episodes", show_lines=False)
+    for column in ("task", "stop", "steps", "calls", *reward_names, "seconds", "tok/s"):
+        table.add_column(column, justify="left" if column in ("task", "stop") else "right")
+    for trace in traces:
+        cells = [_reward_cell(trace, name) for name in reward_names]
+        speed = trace.completion_tokens / trace.model_seconds if trace.model_seconds else 0.0
+        table.add_row(trace.task_id, trace.stop_reason, str(len(trace.steps)), str(len(trace.tool_calls)),
+                      *cells, f"{trace.wall_seconds:.1f}", f"{speed:.0f}")
+    if traces:
+        means = []
+        for name in reward_names:
+            values = [t.rewards[name].value for t in traces if name in t.rewards and t.rewards[name].value is not None]
+            means.append(f"{sum(values) / len(values):+.2f}" if values else "-")
+        wall = sum(t.wall_seconds for t in traces)
+        tokens = sum(t.completion_tokens for t in traces)
+        model_s = sum(t.model_seconds for t in traces)
+        table.add_section()
+        table.add_row("mean", "", f"{sum(len(t.steps) for t in traces) / len(traces):.1f}",
+                      f"{sum(len(t.tool_calls) for t in traces) / len(traces):.1f}", *means,
+                      f"{wall:.1f}", f"{tokens / model_s:.0f}" if model_s else "-")
+    return table
+
+
+def _reward_cell(trace: Trace, name: str) -> str:
+    reward = trace.rewards.get(name)
+    if reward is None or reward.value is None:
+        return "-"
+    return f"{reward.value:+.2f}"
+
+
+@app.command()
+def show(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
+    trace: Annotated[str | None, typer.Option(help="Trace id (or task id) to show.")] = None,
+    index: Annotated[int, typer.Option(help="Position of the trace in the file.")] = 0,
+) -> None:
+    """Print one trace readably: prompt, each step's thoughts, call and result, answer and rewards."""
+    all_traces = read_traces(traces)
+    if not all_traces:
+        raise SandboxError(f"{traces}: no traces in file")
+    if trace is not None:
+        chosen = next((t for t in all_traces if trace in (t.id, t.task_id)), None)
+        if chosen is None:
+            raise SandboxError(f"{traces}: no trace with id or task id {trace!r}")
+    else:
+        if not -len(all_traces) <= index < len(all_traces):
+            raise SandboxError(f"{traces}: index {index} out of range (file has {len(all_traces)} traces)")
+        chosen = all_traces[index]
+    render_trace(chosen, console)
+
+
+def render_trace(trace: Trace, out: Console) -> None:
+    out.print(Panel(trace.task.prompt, title=f"{trace.task_id}  [{trace.id}]", subtitle=f"model {trace.model.name}, "
+                    f"{trace.mode} mode", highlight=False))
+    for step in trace.steps:
+        out.print(f"[bold]step {step.index}[/]  {step.action}  ({step.usage.completion_tokens} tokens, "
+                  f"{step.model_seconds:.2f} s)", highlight=False)
+        if step.thought:
+            out.print("  thought: " + step.thought, highlight=False, markup=False, style="dim")
+        if step.call is not None:
+            out.print(f"  call: {step.call.name}({step.call.arguments})", highlight=False, markup=False)
+        if step.parse_error:
+            out.print(f"  broken: {step.parse_error}", style="yellow", highlight=False, markup=False)
+        if step.result is not None:
+            style = "red" if step.result.is_error else "green"
+            out.print(f"  result: {step.result.text[:600]}", style=style, highlight=False, markup=False)
+        if step.answer is not None:
+            out.print(f"  answer: {step.answer}", style="bold", highlight=False, markup=False)
+    expected = trace.task.expected_answer
+    out.print(f"stop: {trace.stop_reason}   final answer: {trace.final_answer!r}   expected: {expected!r}",
+              highlight=False, markup=False)
+    if trace.error:
+        out.print(f"error: {trace.error}", style="red", markup=False)
+    table = Table(title="rewards")
+    for column in ("reward", "version", "value", "components", "reason"):
+        table.add_column(column)
+    for name, reward in trace.rewards.items():
+        value = "-" if reward.value is None else f"{reward.value:+.3f}"
+        parts = ", ".join(f"{k}={v:g}" for k, v in reward.components.items())
+        table.add_row(name, reward.version, value, parts, reward.reason)
+    out.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""``run_episode``: one task, one model, one hub -> one Trace.
+
+Each step the model writes free thoughts and one action. A tool call goes to the hub and its result
+joins the transcript; a broken call is answered with a short note on how to write one; an answer
+ends the episode. The episode also ends at ``max_steps``, when the token budget is spent, or when
+the context is full, and the trace records which.
+
+The transcript only grows (append-only), so llama.cpp reuses the KV cache of every earlier turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import anyio
+
+from sandbox._errors import ContextFullError
+from sandbox._models import Model, ModelRequest
+from sandbox._records import (
+    Message,
+    Sampling,
+    ServerInfo,
+    Step,
+    StopReason,
+    Task,
+    ToolResult,
+    ToolSpec,
+    Trace,
+)
+from sandbox._turn import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    CALL_CLOSE,
+    CALL_OPEN,
+    STOP_STRINGS,
+    build_grammar,
+    complete_turn,
+    parse_turn,
+    render_result,
+    system_prompt,
+)
+from sandbox._version import code_version
+
+Mode = Literal["constrained", "free"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When an episode stops if the model does not answer first."""
+
+    max_steps: int = 6
+    max_completion_tokens: int = 4096  # across all steps of the episode
+    call_timeout: float = 30.0
+
+
+class Hub(Protocol):
+    """What an episode needs from a tool hub (``ToolHub`` is the real one)."""
+
+    def tools(self, servers: list[str] | None = None) -> list[ToolSpec]: ...
+
+    def server_info(self, servers: list[str] | None = None) -> list[ServerInfo]: ...
+
+    async def call(
+        self, name: str, arguments: dict, *, servers: list[str] | None = None, timeout: float | None = None
+    ) -> ToolResult: ...
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_grammar(tools_json: str) -> str:
+    return build_grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)])
+
+
+def grammar_for(tools: list[ToolSpec]) -> str:
+    """The constrained-mode grammar for a tool set (cached: tasks share tool sets)."""
+    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True))
+
+
+async def run_episode(
+    task: Task,
+    model: Model,
+    hub: Hub,
+    limits: Limits = Limits(),
+    *,
+    mode: Mode = "constrained",
+    sampling: Sampling = Sampling(),
+    sample: int = 0,
+) -> Trace:
+    """Run ``task`` to its end and return the trace (rewards are added by the caller)."""
+    started = time.perf_counter()
+    tools = hub.tools(task.servers)
+    messages = [
+        Message(role="system", content=system_prompt(tools, task.system)),
+        Message(role="user", content=task.prompt),
+    ]
+    grammar = grammar_for(tools) if mode == "constrained" else None
+    steps: list[Step] = []
+    final_answer: str | None = None
+    stop: StopReason = "max_steps"
+    error: str | None = None
+    used_tokens = 0
+    previous_messages = 0
+    max_steps = task.max_steps or limits.max_steps
+    for index in range(max_steps):
+        budget = limits.max_completion_tokens - used_tokens
+        if budget <= 0:
+            stop = "token_budget"
+            break
+        request = ModelRequest(
+            messages=tuple(messages),
+            sampling=sampling.model_copy(
+                update={"seed": sampling.seed + index, "max_tokens": min(sampling.max_tokens, budget)}
+            ),
+            grammar=grammar,
+            stop=STOP_STRINGS if mode == "free" else (),
+            previous_messages=previous_messages,
+        )
+        try:
+            response = await anyio.to_thread.run_sync(model.complete, request)
+        except ContextFullError as exc:
+            stop, error = "context_full", str(exc)
+            break
+        except Exception as exc:  # the model backend failed: recorded once, as this trace's end
+            stop, error = "model_error", f"{type(exc).__name__}: {exc}"
+            break
+        used_tokens += response.usage.completion_tokens
+        text = complete_turn(response.text) if mode == "free" else response.text
+        parsed = parse_turn(text, call_id=f"call_{index}")
+        messages.append(Message(role="assistant", content=text,
+                                tool_calls=[parsed.call] if parsed.action == "tool_call" and parsed.call else None))
+        previous_messages = len(messages)
+        step = Step(
+            index=index,
+            raw_text=response.text,
+            thought=parsed.thought,
+            action=parsed.action,
+            call=parsed.call,
+            parse_error=parsed.error,
+            answer=parsed.answer,
+            finish_reason=response.finish_reason,
+            usage=response.usage,
+            model_seconds=response.seconds,
+        )
+        if parsed.action == "answer":
+            steps.append(step)
+            final_answer, stop = parsed.answer, "answer"
+            break
+        if parsed.action == "tool_call" and parsed.call is not None:
+            call_started = time.perf_counter()
+            result = await hub.call(parsed.call.name, parsed.call.arguments, servers=task.servers,
+                                    timeout=limits.call_timeout)
+            step = step.model_copy(update={"result": result, "tool_seconds": time.perf_counter() - call_started})
+            shown = f"ERROR: {result.text}" if result.is_error else result.text
+            messages.append(Message(role="tool", name=parsed.call.name, tool_call_id=parsed.call.id,
+                                    content=render_result(parsed.call.name, shown)))
+        else:
+            messages.append(Message(role="user", content=_retry_note(parsed.error or "unreadable reply")))
+        steps.append(step)
+    else:
+        stop = "max_steps"
+    return Trace(
+        id=f"{task.id}:{sample}:{uuid.uuid4().hex[:8]}",
+        task_id=task.id,
+        task=task,
+        sample=sample,
+        mode=mode,
+        model=model.info,
+        sampling=sampling,
+        servers=hub.server_info(task.servers),
+        tools=tools,
+        messages=messages,
+        steps=steps,
+        final_answer=final_answer,
+        stop_reason=stop,
+        error=error,
+        wall_seconds=time.perf_counter() - started,
+        model_seconds=sum(s.model_seconds for s in steps),
+        tool_seconds=sum(s.tool_seconds for s in steps),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        code_version=code_version(),
+    )
+
+
+def _retry_note(reason: str) -> str:
+    return (
+        f"Your last reply could not be used: {reason}. Reply with one tool call as "
+        f'{CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE} or with {ANSWER_OPEN}...{ANSWER_CLOSE}.'
+    )

@@ -1,0 +1,45 @@
+"""The error tree. Two channels under one root:
+
+    SandboxError                 a person must fix something; fail fast, say how
+    ├── ConfigError              bad mcpServers config, missing server command
+    ├── ModelFileError           missing, unreadable or non-GGUF model file
+    ├── TaskFileError            a bad task file, with file and line
+    ├── TraceFileError           a bad trace file, with file and line
+    └── ServerStartError         a configured server could not be started or listed
+
+    ContextFullError             the transcript no longer fits the model's context: an episode
+                                 stop reason, recorded in the trace, never shown to a person
+
+A model's mistake (a broken call, an unknown tool, bad arguments) and a tool's failure (an error
+result, a timeout, a crashed server) are not exceptions: they are data in the trace.
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Something a person must fix. The message says what and where."""
+
+
+class ConfigError(SandboxError):
+    """An ``mcpServers`` configuration that cannot be used."""
+
+
+class ModelFileError(SandboxError):
+    """A model file that is missing, unreadable or not a GGUF file."""
+
+
+class ServerStartError(SandboxError):
+    """A configured MCP server that could not be started or did not answer."""
+
+
+class ContextFullError(Exception):
+    """The prompt leaves no room for a reply in the model's context window."""
+
+
+class TaskFileError(SandboxError, ValueError):
+    """A task file that cannot be read; the message names the file and line."""
+
+
+class TraceFileError(SandboxError, ValueError):
+    """A trace file that cannot be read; the message names the file and line."""

