@@ -47,7 +47,7 @@ EMPTY_ANSWER_GRADE = 0.0
 INFRASTRUCTURE_ERRORS = frozenset({"timeout", "server_crashed", "protocol_error"})
 
 # Attributes.
-ANSWERED_WEIGHT = 0.5  # helpfulness: half for ending with an answer, half for using the ideal tools
+ANSWERED_WEIGHT = 0.5  # helpfulness: half for the answer, half for using the ideal tools
 COMPLEXITY_SCALE = 2.0  # complexity passes 0.5 when an episode takes over twice the ideal steps
 WORDS_PER_EXPECTED_WORD = 30  # verbosity budget: a one-word expected answer allows 30 words
 DEFAULT_ANSWER_BUDGET_WORDS = 100  # verbosity budget when the task has no expected answer
@@ -70,8 +70,10 @@ class RulePRM:
 
     Attributes, each clamped to [0, 1]:
 
-    - helpfulness: 0.5 x (ended with a non-blank final answer) + 0.5 x (share of the ideal calls
-      whose tool was called; 1.0 when no tool is needed)
+    - helpfulness: 0.5 x (the final answer's worth) + 0.5 x (share of the ideal calls whose tool was
+      called; 1.0 when no tool is needed). A non-blank answer is worth 1.0 up to its word budget (see
+      verbosity), falling to 0.0 at twice the budget: an answer buried in words helps nobody. So a
+      right answer in 10,000 words to "2 + 2?" is no more than half helpful.
     - correctness: 1.0 / 0.0 by the outcome reward's verdict where it has one, else (no expected
       answer) the mean step grade, 0.0 for an episode with no steps
     - coherence: share of steps that are neither broken calls nor repeated calls (0.0 with no steps)
@@ -128,8 +130,15 @@ def _same_call(call: ToolCall, earlier: ToolCall | None) -> bool:
 
 
 def _helpfulness(trace: Trace, task: Task) -> float:
-    answered = bool((trace.final_answer or "").strip())
-    return _clamp(ANSWERED_WEIGHT * answered + (1.0 - ANSWERED_WEIGHT) * _ideal_coverage(trace, task))
+    answer_worth = _answer_worth(trace.final_answer, task)
+    return _clamp(ANSWERED_WEIGHT * answer_worth + (1.0 - ANSWERED_WEIGHT) * _ideal_coverage(trace, task))
+
+
+def _answer_worth(answer: str | None, task: Task) -> float:
+    """1.0 for a non-blank answer within its word budget, falling to 0.0 at twice the budget."""
+    if answer is None or not answer.strip():
+        return 0.0
+    return _clamp(2.0 - _word_count(answer) / _answer_budget(task))
 
 
 def _ideal_coverage(trace: Trace, task: Task) -> float:

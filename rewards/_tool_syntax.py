@@ -162,7 +162,7 @@ def _judge(steps: Sequence[Step], trace: Trace, ideals: Sequence[IdealCall]) -> 
         use, unknowable = _tool_use(step, trace)
         ideal = _pick_ideal(step.call, use, left)
         if ideal is not None and use.valid:
-            left = [candidate for candidate in left if candidate is not ideal]
+            left.remove(ideal)  # equal ideal calls are interchangeable: one goes
         judged.append(_Judged(step, use, ideal, unknowable))
     return judged
 

@@ -1,7 +1,7 @@
 """The ``sandbox`` command: a thin shell over the library. The only place that wires the rooms.
 
-    sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf] [--mode constrained|free] --out traces.jsonl
-    sandbox show  traces.jsonl [--trace ID | --index N]
+sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf] [--mode constrained|free] --out traces.jsonl
+sandbox show  traces.jsonl [--trace ID | --index N]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from sandbox._errors import SandboxError
 from sandbox._records import Trace, read_traces
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (logs, CI) gets full-width tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 BUNDLED_TASKS = {"seed": Path(__file__).resolve().parent / "data" / "seed.jsonl"}
 
@@ -43,8 +44,12 @@ def run(
     tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
     servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
     out: Annotated[Path, typer.Option(help="Where to write the traces (JSONL).")],
-    model: Annotated[Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")] = None,
-    mode: Annotated[str, typer.Option(help="constrained (grammar) or free (lenient parsing).")] = "constrained",
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
+    ] = "constrained",
     rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 384,
@@ -52,7 +57,9 @@ def run(
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     n_ctx: Annotated[int, typer.Option(help="Context window in tokens.")] = 4096,
-    n_gpu_layers: Annotated[int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")] = -1,
+    n_gpu_layers: Annotated[
+        int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
+    ] = -1,
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
 ) -> None:
@@ -92,20 +99,37 @@ def summary_table(traces: list[Trace]) -> Table:
     for trace in traces:
         cells = [_reward_cell(trace, name) for name in reward_names]
         speed = trace.completion_tokens / trace.model_seconds if trace.model_seconds else 0.0
-        table.add_row(trace.task_id, trace.stop_reason, str(len(trace.steps)), str(len(trace.tool_calls)),
-                      *cells, f"{trace.wall_seconds:.1f}", f"{speed:.0f}")
+        table.add_row(
+            trace.task_id,
+            trace.stop_reason,
+            str(len(trace.steps)),
+            str(len(trace.tool_calls)),
+            *cells,
+            f"{trace.wall_seconds:.1f}",
+            f"{speed:.0f}",
+        )
     if traces:
         means = []
         for name in reward_names:
-            values = [t.rewards[name].value for t in traces if name in t.rewards and t.rewards[name].value is not None]
+            values = [
+                t.rewards[name].value
+                for t in traces
+                if name in t.rewards and t.rewards[name].value is not None
+            ]
             means.append(f"{sum(values) / len(values):+.2f}" if values else "-")
         wall = sum(t.wall_seconds for t in traces)
         tokens = sum(t.completion_tokens for t in traces)
         model_s = sum(t.model_seconds for t in traces)
         table.add_section()
-        table.add_row("mean", "", f"{sum(len(t.steps) for t in traces) / len(traces):.1f}",
-                      f"{sum(len(t.tool_calls) for t in traces) / len(traces):.1f}", *means,
-                      f"{wall:.1f}", f"{tokens / model_s:.0f}" if model_s else "-")
+        table.add_row(
+            "mean",
+            "",
+            f"{sum(len(t.steps) for t in traces) / len(traces):.1f}",
+            f"{sum(len(t.tool_calls) for t in traces) / len(traces):.1f}",
+            *means,
+            f"{wall:.1f}",
+            f"{tokens / model_s:.0f}" if model_s else "-",
+        )
     return table
 
 
@@ -138,11 +162,20 @@ def show(
 
 
 def render_trace(trace: Trace, out: Console) -> None:
-    out.print(Panel(trace.task.prompt, title=f"{trace.task_id}  [{trace.id}]", subtitle=f"model {trace.model.name}, "
-                    f"{trace.mode} mode", highlight=False))
+    out.print(
+        Panel(
+            trace.task.prompt,
+            title=f"{trace.task_id}  [{trace.id}]",
+            subtitle=f"model {trace.model.name}, {trace.mode} mode",
+            highlight=False,
+        )
+    )
     for step in trace.steps:
-        out.print(f"[bold]step {step.index}[/]  {step.action}  ({step.usage.completion_tokens} tokens, "
-                  f"{step.model_seconds:.2f} s)", highlight=False)
+        out.print(
+            f"[bold]step {step.index}[/]  {step.action}  ({step.usage.completion_tokens} tokens, "
+            f"{step.model_seconds:.2f} s)",
+            highlight=False,
+        )
         if step.thought:
             out.print("  thought: " + step.thought, highlight=False, markup=False, style="dim")
         if step.call is not None:
@@ -155,8 +188,11 @@ def render_trace(trace: Trace, out: Console) -> None:
         if step.answer is not None:
             out.print(f"  answer: {step.answer}", style="bold", highlight=False, markup=False)
     expected = trace.task.expected_answer
-    out.print(f"stop: {trace.stop_reason}   final answer: {trace.final_answer!r}   expected: {expected!r}",
-              highlight=False, markup=False)
+    out.print(
+        f"stop: {trace.stop_reason}   final answer: {trace.final_answer!r}   expected: {expected!r}",
+        highlight=False,
+        markup=False,
+    )
     if trace.error:
         out.print(f"error: {trace.error}", style="red", markup=False)
     table = Table(title="rewards")

@@ -88,11 +88,12 @@ async def run_episode(
     limits: Limits = Limits(),
     *,
     mode: Mode = "constrained",
-    sampling: Sampling = Sampling(),
+    sampling: Sampling | None = None,
     sample: int = 0,
 ) -> Trace:
     """Run ``task`` to its end and return the trace (rewards are added by the caller)."""
     started = time.perf_counter()
+    sampling = sampling or Sampling()
     tools = hub.tools(task.servers)
     messages = [
         Message(role="system", content=system_prompt(tools, task.system)),
@@ -131,8 +132,13 @@ async def run_episode(
         used_tokens += response.usage.completion_tokens
         text = complete_turn(response.text) if mode == "free" else response.text
         parsed = parse_turn(text, call_id=f"call_{index}")
-        messages.append(Message(role="assistant", content=text,
-                                tool_calls=[parsed.call] if parsed.action == "tool_call" and parsed.call else None))
+        messages.append(
+            Message(
+                role="assistant",
+                content=text,
+                tool_calls=[parsed.call] if parsed.action == "tool_call" and parsed.call else None,
+            )
+        )
         previous_messages = len(messages)
         step = Step(
             index=index,
@@ -152,12 +158,21 @@ async def run_episode(
             break
         if parsed.action == "tool_call" and parsed.call is not None:
             call_started = time.perf_counter()
-            result = await hub.call(parsed.call.name, parsed.call.arguments, servers=task.servers,
-                                    timeout=limits.call_timeout)
-            step = step.model_copy(update={"result": result, "tool_seconds": time.perf_counter() - call_started})
+            result = await hub.call(
+                parsed.call.name, parsed.call.arguments, servers=task.servers, timeout=limits.call_timeout
+            )
+            step = step.model_copy(
+                update={"result": result, "tool_seconds": time.perf_counter() - call_started}
+            )
             shown = f"ERROR: {result.text}" if result.is_error else result.text
-            messages.append(Message(role="tool", name=parsed.call.name, tool_call_id=parsed.call.id,
-                                    content=render_result(parsed.call.name, shown)))
+            messages.append(
+                Message(
+                    role="tool",
+                    name=parsed.call.name,
+                    tool_call_id=parsed.call.id,
+                    content=render_result(parsed.call.name, shown),
+                )
+            )
         else:
             messages.append(Message(role="user", content=_retry_note(parsed.error or "unreadable reply")))
         steps.append(step)
@@ -189,5 +204,6 @@ async def run_episode(
 def _retry_note(reason: str) -> str:
     return (
         f"Your last reply could not be used: {reason}. Reply with one tool call as "
-        f'{CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE} or with {ANSWER_OPEN}...{ANSWER_CLOSE}.'
+        f'{CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE} '
+        f"or with {ANSWER_OPEN}...{ANSWER_CLOSE}."
     )

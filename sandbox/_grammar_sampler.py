@@ -72,7 +72,10 @@ class LazyGrammar:
         data["id"] = ids
         data["logit"] = scores[ids]
         array = lib.llama_token_data_array(
-            data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)), size=len(ids), selected=-1, sorted=False
+            data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
+            size=len(ids),
+            selected=-1,
+            sorted=False,
         )
         lib.llama_sampler_apply(self._sampler, ctypes.byref(array))
         # the grammar marks a token it rejects with a logit of -inf, in place

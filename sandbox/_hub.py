@@ -88,7 +88,9 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
         raise ConfigError(f'{where}: server {name!r} needs exactly one of "command" or "url"')
     if url:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}: server {name!r}: url must start with http:// or https://, got {url!r}")
+            raise ConfigError(
+                f"{where}: server {name!r}: url must start with http:// or https://, got {url!r}"
+            )
         return ServerConfig(name=name, url=url)
     args = entry.get("args", [])
     env = entry.get("env", {})
@@ -99,8 +101,13 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
     cwd = entry.get("cwd")
     if cwd is not None and base is not None:
         cwd = str((base / cwd).resolve())
-    return ServerConfig(name=name, command=_resolve_command(name, str(command), where), args=tuple(args),
-                        env=dict(env), cwd=cwd)
+    return ServerConfig(
+        name=name,
+        command=_resolve_command(name, str(command), where),
+        args=tuple(args),
+        env=dict(env),
+        cwd=cwd,
+    )
 
 
 def _resolve_command(name: str, command: str, where: str) -> str:
@@ -112,7 +119,7 @@ def _resolve_command(name: str, command: str, where: str) -> str:
     if found is None:
         raise ConfigError(
             f"{where}: server {name!r}: command {command!r} not found "
-            "(install it, or give its full path in \"command\")"
+            '(install it, or give its full path in "command")'
         )
     return found
 
@@ -226,7 +233,9 @@ class ToolHub:
         self._configs = dict(servers)
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
-        self.log_path = Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}.log"
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}.log"
+        )
         self._log: TextIO | None = None
         self._connections: dict[str, _Connection] = {}
         self._routes: dict[str, tuple[str, str]] = {}  # exposed tool name -> (server, tool name)
@@ -316,8 +325,11 @@ class ToolHub:
         allowed = self.server_names if servers is None else servers
         if route is None or route[0] not in allowed:
             known = ", ".join(spec.name for spec in self.tools(allowed)) or "none"
-            return ToolResult(text=f"Unknown tool: {name}. Available tools: {known}", is_error=True,
-                              error_kind="unknown_tool")
+            return ToolResult(
+                text=f"Unknown tool: {name}. Available tools: {known}",
+                is_error=True,
+                error_kind="unknown_tool",
+            )
         server, tool = route
         return await self._call(server, tool, dict(arguments), timeout or self.call_timeout)
 
@@ -339,29 +351,41 @@ class ToolHub:
                 async def do_call() -> None:
                     nonlocal result, failure
                     try:
-                        result = await connection.client.call_tool(tool, arguments, read_timeout_seconds=timeout)
+                        result = await connection.client.call_tool(
+                            tool, arguments, read_timeout_seconds=timeout
+                        )
                     except MCPError as exc:
                         kind = _ERROR_KINDS.get(exc.code, "protocol_error")
-                        text = (f"server {server!r} exited during the call ({exc})" if kind == "server_crashed"
-                                else f"{server}.{tool}: {exc}")
+                        text = (
+                            f"server {server!r} exited during the call ({exc})"
+                            if kind == "server_crashed"
+                            else f"{server}.{tool}: {exc}"
+                        )
                         failure = ToolResult(text=text, is_error=True, error_kind=kind)
                     except Exception as exc:  # a broken stream or a malformed reply: the server is gone
-                        failure = ToolResult(text=f"server {server!r} failed during the call: {_describe(exc)}",
-                                             is_error=True, error_kind="server_crashed")
+                        failure = ToolResult(
+                            text=f"server {server!r} failed during the call: {_describe(exc)}",
+                            is_error=True,
+                            error_kind="server_crashed",
+                        )
                     race.cancel_scope.cancel()
 
                 async def watch() -> None:
                     nonlocal failure
                     await connection.done.wait()
-                    failure = ToolResult(text=f"server {server!r} exited during the call", is_error=True,
-                                         error_kind="server_crashed")
+                    failure = ToolResult(
+                        text=f"server {server!r} exited during the call",
+                        is_error=True,
+                        error_kind="server_crashed",
+                    )
                     race.cancel_scope.cancel()
 
                 race.start_soon(do_call)
                 race.start_soon(watch)
         if deadline.cancelled_caught and failure is None and result is None:
-            failure = ToolResult(text=f"{server}.{tool}: no answer within {timeout:.1f} s", is_error=True,
-                                 error_kind="timeout")
+            failure = ToolResult(
+                text=f"{server}.{tool}: no answer within {timeout:.1f} s", is_error=True, error_kind="timeout"
+            )
         if failure is not None:
             if failure.error_kind in ("server_crashed", "timeout") or connection.done.is_set():
                 failure = await self._after_failure(server, failure)

@@ -225,14 +225,18 @@ class LlamaModel:
         extends_memo = bool(self._memo_text) and prompt_text.startswith(self._memo_text)
         if extends_memo:
             suffix = prompt_text[len(self._memo_text) :]
-            prompt = self._memo_tokens + self._llm.tokenize(suffix.encode("utf-8"), add_bos=False, special=True)
+            prompt = self._memo_tokens + self._llm.tokenize(
+                suffix.encode("utf-8"), add_bos=False, special=True
+            )
             new_tokens = len(prompt) - len(self._memo_tokens)
         else:
             prompt = self.tokenize(prompt_text)
             new_tokens = len(prompt) - self._previous_length(request)
         room = self.n_ctx - len(prompt)
         if room < MIN_COMPLETION_TOKENS:
-            raise ContextFullError(f"prompt of {len(prompt)} tokens leaves {room} of {self.n_ctx} for the reply")
+            raise ContextFullError(
+                f"prompt of {len(prompt)} tokens leaves {room} of {self.n_ctx} for the reply"
+            )
         cached = self._llm.input_ids[: self._llm.n_tokens].tolist()
         reused = _common_prefix(prompt, cached)
         if reused >= len(prompt):  # llama.cpp re-evaluates the last token to refresh the logits
@@ -295,7 +299,9 @@ class LlamaModel:
 class ScriptedModel:
     """Replays written turns, in order, or asks a function for each turn. For unit tests of the loop."""
 
-    def __init__(self, turns: Sequence[str] | Callable[[ModelRequest], str], *, name: str = "scripted") -> None:
+    def __init__(
+        self, turns: Sequence[str] | Callable[[ModelRequest], str], *, name: str = "scripted"
+    ) -> None:
         self._turns = turns
         self._index = 0
         self.requests: list[ModelRequest] = []

@@ -26,7 +26,11 @@ def load_rewards(spec: str = "all") -> dict[str, RewardFn]:
             f"no rewards registered in the {REWARD_GROUP!r} entry-point group; install the project "
             "(pip install -e .) so its rewards register"
         )
-    names = sorted(available) if spec.strip() in ("all", "") else [n.strip() for n in spec.split(",") if n.strip()]
+    names = (
+        sorted(available)
+        if spec.strip() in ("all", "")
+        else [n.strip() for n in spec.split(",") if n.strip()]
+    )
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ConfigError(f"unknown reward(s) {unknown}; available: {sorted(available)}")
@@ -35,7 +39,9 @@ def load_rewards(spec: str = "all") -> dict[str, RewardFn]:
         try:
             loaded[name] = available[name].load()
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"reward {name!r} ({available[name].value}) could not be loaded: {exc}") from exc
+            raise ConfigError(
+                f"reward {name!r} ({available[name].value}) could not be loaded: {exc}"
+            ) from exc
     return loaded
 
 
@@ -50,6 +56,8 @@ def score(trace: Trace, rewards: Mapping[str, RewardFn]) -> Trace:
         try:
             reward = fn(trace, trace.task)
         except Exception as exc:
-            reward = Reward(name=name, version="?", value=None, reason=f"reward raised {type(exc).__name__}: {exc}")
+            reward = Reward(
+                name=name, version="?", value=None, reason=f"reward raised {type(exc).__name__}: {exc}"
+            )
         verdicts[name] = reward
     return trace.model_copy(update={"rewards": verdicts})

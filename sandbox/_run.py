@@ -48,12 +48,19 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     used = sorted({name for task in tasks for name in task.servers})
     unknown = [name for name in used if name not in config]
     if unknown:
-        raise ConfigError(f"tasks name server(s) {unknown} that {options.servers} does not configure "
-                          f"(configured: {sorted(config)})")
+        raise ConfigError(
+            f"tasks name server(s) {unknown} that {options.servers} does not configure "
+            f"(configured: {sorted(config)})"
+        )
     rewards = load_rewards(options.rewards)
-    model = LlamaModel(options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed)
-    limits = Limits(max_steps=options.max_steps, max_completion_tokens=options.token_budget,
-                    call_timeout=options.call_timeout)
+    model = LlamaModel(
+        options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
+    )
+    limits = Limits(
+        max_steps=options.max_steps,
+        max_completion_tokens=options.token_budget,
+        call_timeout=options.call_timeout,
+    )
     sampling = Sampling(temperature=options.temperature, max_tokens=options.max_tokens, seed=options.seed)
     traces: list[Trace] = []
     options.out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,8 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
+NL = "\n"
+
 # Free mode stops at the end of an action; the closing tag is put back by :func:`complete_turn`.
 STOP_STRINGS = [CALL_CLOSE, ANSWER_CLOSE]
 
@@ -114,7 +116,9 @@ def parse_turn(text: str, call_id: str = "call_0") -> ParsedTurn:
         if parsed.action == "tool_call":
             return parsed
     if _CALL_HINT_RE.search(rest):
-        return ParsedTurn("broken_call", thought, error="text looks like a tool call but no call could be read")
+        return ParsedTurn(
+            "broken_call", thought, error="text looks like a tool call but no call could be read"
+        )
     answer = _ANSWER_PREFIX_RE.sub("", rest).strip()
     if not answer:
         return ParsedTurn("broken_call", thought, error="empty turn: neither a tool call nor an answer")
@@ -153,7 +157,9 @@ def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
     except json.JSONDecodeError as exc:
         value = _loads_prefix(body)
         if value is None:
-            return ParsedTurn("broken_call", thought, error=f"tool call is not valid JSON: {exc.msg} at {exc.pos}")
+            return ParsedTurn(
+                "broken_call", thought, error=f"tool call is not valid JSON: {exc.msg} at {exc.pos}"
+            )
     if isinstance(value, list):
         if not value:
             return ParsedTurn("broken_call", thought, error="tool call is an empty list")
@@ -172,7 +178,9 @@ def _loads_prefix(body: str) -> Any:
 
 def _call_from_object(value: Any, thought: str, call_id: str) -> ParsedTurn:
     if not isinstance(value, dict):
-        return ParsedTurn("broken_call", thought, error=f"tool call must be a JSON object, got {type(value).__name__}")
+        return ParsedTurn(
+            "broken_call", thought, error=f"tool call must be a JSON object, got {type(value).__name__}"
+        )
     if isinstance(value.get("function"), dict):  # OpenAI's {"type": "function", "function": {...}}
         value = value["function"]
     name = value.get("name", value.get("tool", value.get("function")))
@@ -267,19 +275,20 @@ def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
     schema_rules = converter.format_grammar() if tools else ""
     actions = []
     lines = [
-        f'root ::= {_gbnf_literal(THINK_OPEN + chr(10))} thought {_gbnf_literal(chr(10) + THINK_CLOSE + chr(10))} action',
+        f"root ::= {_gbnf_literal(THINK_OPEN + NL)} thought {_gbnf_literal(NL + THINK_CLOSE + NL)} action",
         f"thought ::= [^<]{{0,{MAX_THOUGHT_CHARS}}}",
     ]
     if alternatives:
         actions.append("call")
         lines.append(
-            f"call ::= {_gbnf_literal(CALL_OPEN + chr(10))} ( {' | '.join(alternatives)} ) "
-            f"{_gbnf_literal(chr(10) + CALL_CLOSE)}"
+            f"call ::= {_gbnf_literal(CALL_OPEN + NL)} ( {' | '.join(alternatives)} ) "
+            f"{_gbnf_literal(NL + CALL_CLOSE)}"
         )
     if allow_answer or not alternatives:
         actions.append("answer")
         lines.append(
-            f"answer ::= {_gbnf_literal(ANSWER_OPEN)} [^<]{{1,{MAX_ANSWER_CHARS}}} {_gbnf_literal(ANSWER_CLOSE)}"
+            f"answer ::= {_gbnf_literal(ANSWER_OPEN)} [^<]{{1,{MAX_ANSWER_CHARS}}} "
+            f"{_gbnf_literal(ANSWER_CLOSE)}"
         )
     lines.append(f"action ::= {' | '.join(actions)}")
     return "\n".join(lines) + "\n" + schema_rules

@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -23,8 +29,17 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str:
 
 def test_missing_model_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.gguf"
-    done = sandbox("run", "--tasks", "seed", "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl"),
-                   "--model", str(missing))
+    done = sandbox(
+        "run",
+        "--tasks",
+        "seed",
+        "--servers",
+        "servers/mcp.json",
+        "--out",
+        str(tmp_path / "t.jsonl"),
+        "--model",
+        str(missing),
+    )
     assert done.returncode == 2
     assert _error_line(done) == f"error: model file not found: {missing}"
 
@@ -32,8 +47,17 @@ def test_missing_model_file(tmp_path: Path) -> None:
 def test_model_file_that_is_not_gguf(tmp_path: Path) -> None:
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"not a model")
-    done = sandbox("run", "--tasks", "seed", "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl"),
-                   "--model", str(fake))
+    done = sandbox(
+        "run",
+        "--tasks",
+        "seed",
+        "--servers",
+        "servers/mcp.json",
+        "--out",
+        str(tmp_path / "t.jsonl"),
+        "--model",
+        str(fake),
+    )
     assert done.returncode == 2 and str(fake) in _error_line(done) and "not GGUF" in done.stderr
 
 
@@ -48,20 +72,33 @@ def test_missing_server_command(tmp_path: Path) -> None:
 def test_bad_task_file_names_the_line(tmp_path: Path) -> None:
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text('{"id": "a", "prompt": "hi"}\n{"id": "b"}\n')
-    done = sandbox("run", "--tasks", str(tasks), "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl"))
+    done = sandbox(
+        "run", "--tasks", str(tasks), "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl")
+    )
     assert done.returncode == 2 and f"{tasks}:2" in _error_line(done)
 
 
 def test_task_naming_an_unconfigured_server(tmp_path: Path) -> None:
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text('{"id": "a", "prompt": "hi", "servers": ["nowhere"]}\n')
-    done = sandbox("run", "--tasks", str(tasks), "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl"))
+    done = sandbox(
+        "run", "--tasks", str(tasks), "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl")
+    )
     assert done.returncode == 2 and "nowhere" in _error_line(done)
 
 
 def test_unknown_reward(tmp_path: Path) -> None:
-    done = sandbox("run", "--tasks", "seed", "--servers", "servers/mcp.json", "--out", str(tmp_path / "t.jsonl"),
-                   "--rewards", "tool_syntax,vibes")
+    done = sandbox(
+        "run",
+        "--tasks",
+        "seed",
+        "--servers",
+        "servers/mcp.json",
+        "--out",
+        str(tmp_path / "t.jsonl"),
+        "--rewards",
+        "tool_syntax,vibes",
+    )
     assert done.returncode == 2 and "vibes" in _error_line(done)
 
 

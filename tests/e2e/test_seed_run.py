@@ -15,26 +15,52 @@ from sandbox._records import read_tasks, read_traces
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
 # A spread of the stories: hourly weather, the library song, a word problem, no tool needed.
-PICKED = ["weather-denver-outfit-tonight", "music-play-toxic", "calc-pens-word-problem", "no-tool-two-plus-two"]
+PICKED = [
+    "weather-denver-outfit-tonight",
+    "music-play-toxic",
+    "calc-pens-word-problem",
+    "no-tool-two-plus-two",
+]
 REWARDS = {"tool_syntax", "outcome", "cot", "process"}
 
 
 def sandbox(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("run") / "traces.jsonl"
     picks = [arg for task in PICKED for arg in ("--task", task)]
-    done = sandbox("run", "--tasks", "seed", "--servers", "servers/mcp.json", "--out", str(out),
-                   "--max-steps", "3", "--max-tokens", "256", *picks)
+    done = sandbox(
+        "run",
+        "--tasks",
+        "seed",
+        "--servers",
+        "servers/mcp.json",
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--max-tokens",
+        "256",
+        *picks,
+    )
     return done, out
 
 
-def test_run_writes_one_scored_trace_per_task(seed_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_run_writes_one_scored_trace_per_task(
+    seed_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
     done, out = seed_run
     assert done.returncode == 0, done.stderr[-3000:]
     traces = read_traces(out)
@@ -93,18 +119,48 @@ def test_show_prints_a_trace(seed_run: tuple[subprocess.CompletedProcess[str], P
 
 def test_run_with_a_server_written_by_others(tmp_path: Path) -> None:
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {"time": {"command": "mcp-server-time",
-                                                          "args": ["--local-timezone", "UTC"]}}}))
+    config.write_text(
+        json.dumps(
+            {"mcpServers": {"time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}}}
+        )
+    )
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text(json.dumps({
-        "id": "tokyo-noon", "prompt": "It is 12:00 in UTC. What time is it in Asia/Tokyo?",
-        "servers": ["time"], "expected_answer": "21:00", "answer_match": "contains",
-        "ideal_calls": [{"name": "convert_time", "arguments": {"source_timezone": ["UTC"], "time": ["12:00"],
-                                                               "target_timezone": ["Asia/Tokyo"]}}],
-    }) + "\n")
+    tasks.write_text(
+        json.dumps(
+            {
+                "id": "tokyo-noon",
+                "prompt": "It is 12:00 in UTC. What time is it in Asia/Tokyo?",
+                "servers": ["time"],
+                "expected_answer": "21:00",
+                "answer_match": "contains",
+                "ideal_calls": [
+                    {
+                        "name": "convert_time",
+                        "arguments": {
+                            "source_timezone": ["UTC"],
+                            "time": ["12:00"],
+                            "target_timezone": ["Asia/Tokyo"],
+                        },
+                    }
+                ],
+            }
+        )
+        + "\n"
+    )
     out = tmp_path / "traces.jsonl"
-    done = sandbox("run", "--tasks", str(tasks), "--servers", str(config), "--out", str(out),
-                   "--max-steps", "3", "--max-tokens", "256")
+    done = sandbox(
+        "run",
+        "--tasks",
+        str(tasks),
+        "--servers",
+        str(config),
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--max-tokens",
+        "256",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (trace,) = read_traces(out)
     assert {t.name for t in trace.tools} >= {"get_current_time", "convert_time"}

@@ -37,7 +37,13 @@ def task(
     task_id: str = "t1",
 ) -> Task:
     return Task.model_validate(
-        {"id": task_id, "prompt": "?", "expected_answer": expected, "answer_match": match, "ideal_calls": list(ideal)}
+        {
+            "id": task_id,
+            "prompt": "?",
+            "expected_answer": expected,
+            "answer_match": match,
+            "ideal_calls": list(ideal),
+        }
     )
 
 
@@ -54,7 +60,9 @@ def call(
     error_kind: str | None = None,
 ) -> Step:
     """A parsed tool call and its result (an error result when ``error_kind`` is given)."""
-    tool_result = ToolResult.model_validate({"text": result, "is_error": error_kind is not None, "error_kind": error_kind})
+    tool_result = ToolResult.model_validate(
+        {"text": result, "is_error": error_kind is not None, "error_kind": error_kind}
+    )
     return Step(
         index=index,
         raw_text=f"call {name}",
@@ -67,7 +75,9 @@ def call(
 def broken(index: int, name: str | None = None, arguments: dict[str, Any] | None = None) -> Step:
     """A call that did not parse; ``name`` is the tool name recovered from it, if any."""
     recovered = None if name is None else ToolCall(id=f"c{index}", name=name, arguments=arguments or {})
-    return Step(index=index, raw_text="<call>{oops", action="broken_call", call=recovered, parse_error="bad JSON")
+    return Step(
+        index=index, raw_text="<call>{oops", action="broken_call", call=recovered, parse_error="bad JSON"
+    )
 
 
 def answer(index: int, text: str) -> Step:

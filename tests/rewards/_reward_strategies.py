@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from _reward_builders import TOOLS, answer, broken, call, ideal, task, trace
 from hypothesis import strategies as st
 
-from _reward_builders import TOOLS, answer, broken, call, ideal, task, trace
 from sandbox._records import Step, Task, Trace
 
 # Tool names the traces call: listed ones (good and bad schemas) and unknown ones.
@@ -15,7 +15,11 @@ IDEAL_NAMES = ["get_weather", "add", "unknown_tool"]
 ERROR_KINDS = [None, "tool_error", "unknown_tool", "timeout", "server_crashed", "protocol_error"]
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False), st.text(max_size=8)
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
 )
 arguments = st.dictionaries(st.sampled_from(["city", "unit", "a", "b", "x"]), json_scalars, max_size=4)
 
@@ -42,7 +46,9 @@ def tasks(draw: st.DrawFn) -> Task:
     match = draw(st.sampled_from(["exact", "contains", "number"]))
     expected: Any = draw(st.none() | number_text | st.lists(number_text, min_size=1, max_size=2))
     if match != "number":
-        expected = draw(st.none() | st.text(max_size=12) | st.lists(st.text(max_size=12), min_size=1, max_size=2))
+        expected = draw(
+            st.none() | st.text(max_size=12) | st.lists(st.text(max_size=12), min_size=1, max_size=2)
+        )
     return task(expected=expected, match=match, ideal=[ideal(name) for name in ideals])
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from _reward_builders import answer, task, trace
+
 from rewards import AnswerSpecError, answers_match, outcome_reward
 
 # --------------------------------------------------------------------------- exact and contains
@@ -25,7 +25,9 @@ def test_exact_matches_after_normalisation(given: str, expected: str) -> None:
     assert answers_match(given, [expected], "exact")
 
 
-@pytest.mark.parametrize(("given", "expected"), [("Paris, France", "Paris"), ("Pari", "Paris"), ("", "Paris")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [("Paris, France", "Paris"), ("Pari", "Paris"), ("", "Paris")]
+)
 def test_exact_rejects_other_texts(given: str, expected: str) -> None:
     assert not answers_match(given, [expected], "exact")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from _reward_builders import answer, broken, call, ideal, task, trace
+
 from rewards import ToolUse, arguments_match, calculate_loss_for_tool_syntax, tool_syntax_reward
 
 WEATHER = ideal("get_weather", city=["Paris"])
@@ -36,7 +36,9 @@ def test_a_valid_call_of_the_ideal_tool_earns_point_eight() -> None:
 
 
 def test_an_invalid_call_of_the_ideal_tool_scores_minus_half() -> None:
-    assert calculate_loss_for_tool_syntax(ToolUse("get_weather", valid=False), WEATHER, needs_tool=True) == -0.5
+    assert (
+        calculate_loss_for_tool_syntax(ToolUse("get_weather", valid=False), WEATHER, needs_tool=True) == -0.5
+    )
 
 
 def test_no_tool_needed_and_none_used_scores_nothing() -> None:
@@ -48,7 +50,9 @@ def test_no_tool_needed_and_none_used_scores_nothing() -> None:
 
 def test_a_valid_ideal_call_then_an_answer() -> None:
     the_task = task(ideal=[WEATHER])
-    reward = tool_syntax_reward(trace(the_task, [call(0, "get_weather", PARIS), answer(1, "sunny")]), the_task)
+    reward = tool_syntax_reward(
+        trace(the_task, [call(0, "get_weather", PARIS), answer(1, "sunny")]), the_task
+    )
     assert reward.value == 0.8
     assert reward.per_step == [0.8, None]
     assert reward.components == {
@@ -136,6 +140,12 @@ def test_ideal_calls_of_one_tool_are_matched_by_their_argument_values() -> None:
     assert reward.value == pytest.approx(1.6)
     assert reward.components["ideal_args_matched"] == 2.0
     assert reward.components["missing_ideal_calls"] == 0.0
+
+
+def test_the_same_ideal_call_twice_wants_two_calls() -> None:
+    the_task = task(ideal=[WEATHER, WEATHER])
+    steps = [call(0, "get_weather", PARIS), call(1, "get_weather", PARIS), call(2, "get_weather", PARIS)]
+    assert tool_syntax_reward(trace(the_task, steps), the_task).per_step == [0.8, 0.8, -1.0]
 
 
 def test_argument_values_are_reported_but_do_not_change_the_value() -> None:

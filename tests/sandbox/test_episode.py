@@ -21,13 +21,19 @@ async def hub():  # type: ignore[no-untyped-def]
         yield hub
 
 
-TASK = Task(id="t1", prompt="What is 17*24-39?", servers=["calculator"], expected_answer="369", answer_match="number")
+TASK = Task(
+    id="t1", prompt="What is 17*24-39?", servers=["calculator"], expected_answer="369", answer_match="number"
+)
 
 
 @pytest.mark.anyio
 async def test_call_then_answer(hub) -> None:  # type: ignore[no-untyped-def]
-    model = ScriptedModel([CALL.format(name="calculate", args='{"expression": "17*24-39"}'),
-                           "<think>done</think>\n<answer>369</answer>"])
+    model = ScriptedModel(
+        [
+            CALL.format(name="calculate", args='{"expression": "17*24-39"}'),
+            "<think>done</think>\n<answer>369</answer>",
+        ]
+    )
     trace = await run_episode(TASK, model, hub)
     assert trace.stop_reason == "answer" and trace.final_answer == "369"
     assert [s.action for s in trace.steps] == ["tool_call", "answer"]
@@ -44,7 +50,9 @@ async def test_call_then_answer(hub) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.anyio
 async def test_broken_call_is_kept_and_the_model_is_told(hub) -> None:  # type: ignore[no-untyped-def]
-    model = ScriptedModel(['<tool_call>{"name": "calculate", "arguments": {</tool_call>', "<answer>369</answer>"])
+    model = ScriptedModel(
+        ['<tool_call>{"name": "calculate", "arguments": {</tool_call>', "<answer>369</answer>"]
+    )
     trace = await run_episode(TASK, model, hub)
     assert trace.steps[0].action == "broken_call" and "not valid JSON" in (trace.steps[0].parse_error or "")
     assert trace.messages[3].role == "user" and "could not be used" in trace.messages[3].content
@@ -110,7 +118,9 @@ async def test_episodes_run_concurrently_while_tools_wait(hub) -> None:  # type:
     results = []
 
     async def one(task: Task) -> None:
-        model = ScriptedModel([CALL.format(name="calculate", args='{"expression": "2*3"}'), "<answer>6</answer>"])
+        model = ScriptedModel(
+            [CALL.format(name="calculate", args='{"expression": "2*3"}'), "<answer>6</answer>"]
+        )
         results.append(await run_episode(task, model, hub))
 
     with anyio.fail_after(30):

@@ -25,7 +25,10 @@ def test_grammar_state_resets_between_completions(llama_model: LlamaModel) -> No
     grammar = 'root ::= ("yes" | "no") "."'
     for seed in range(3):
         response = llama_model.complete(
-            ModelRequest([Message(role="user", content="Is the sky blue?")],
-                         Sampling(temperature=0.9, max_tokens=8, seed=seed), grammar=grammar)
+            ModelRequest(
+                [Message(role="user", content="Is the sky blue?")],
+                Sampling(temperature=0.9, max_tokens=8, seed=seed),
+                grammar=grammar,
+            )
         )
         assert response.text in ("yes.", "no."), response.text

@@ -86,8 +86,9 @@ async def test_unknown_tool_and_bad_arguments_are_results() -> None:
 async def test_server_that_exits_at_start_is_a_clear_error(tmp_path: Path) -> None:
     script = tmp_path / "dies.py"
     script.write_text("import sys; sys.exit(1)\n")
-    hub = ToolHub(load_config({"mcpServers": {"dies": {"command": "python", "args": [str(script)]}}}),
-                  start_timeout=20)
+    hub = ToolHub(
+        load_config({"mcpServers": {"dies": {"command": "python", "args": [str(script)]}}}), start_timeout=20
+    )
     with anyio.fail_after(40), pytest.raises(ServerStartError, match="dies"):
         async with hub:
             pass
@@ -101,8 +102,9 @@ async def test_tools_are_scoped_to_a_tasks_servers() -> None:
     async with ToolHub.in_memory({"weather": weather, "calculator": calculator}) as hub:
         names = {t.name for t in hub.tools(["calculator"])}
         assert names == {"calculate"}
-        refused = await hub.call("get_daily_forecast", {"location": "Denver", "date": "today"},
-                                 servers=["calculator"])
+        refused = await hub.call(
+            "get_daily_forecast", {"location": "Denver", "date": "today"}, servers=["calculator"]
+        )
         assert refused.error_kind == "unknown_tool"
         with pytest.raises(ConfigError, match="unknown server"):
             hub.tools(["nope"])
@@ -117,8 +119,11 @@ def _free_port() -> int:
 @pytest.fixture
 def http_server() -> Iterator[str]:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, str(FIXTURES / "http_server.py"), str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURES / "http_server.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -144,11 +149,14 @@ async def test_streamable_http_transport(http_server: str) -> None:
 @pytest.mark.anyio
 async def test_third_party_server_over_stdio() -> None:
     """mcp-server-time, a server written by others, installed from PyPI by the test set-up."""
-    config = load_config({"mcpServers": {"time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}}})
+    config = load_config(
+        {"mcpServers": {"time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}}}
+    )
     async with ToolHub(config) as hub:
         assert {"get_current_time", "convert_time"} <= {t.name for t in hub.tools()}
-        result = await hub.call("convert_time", {"source_timezone": "UTC", "time": "12:00",
-                                                 "target_timezone": "Asia/Tokyo"})
+        result = await hub.call(
+            "convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}
+        )
         bad = await hub.call("get_current_time", {"timezone": "Mars/Olympus"})
     assert not result.is_error and "21:00" in result.text
     assert bad.is_error and "Invalid timezone" in bad.text

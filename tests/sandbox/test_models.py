@@ -35,7 +35,10 @@ def test_template_comes_from_the_gguf(llama_model: LlamaModel) -> None:
 
 
 def test_second_turn_reuses_the_first(llama_model: LlamaModel) -> None:
-    messages = [Message(role="system", content="You answer briefly."), Message(role="user", content="Name a fruit.")]
+    messages = [
+        Message(role="system", content="You answer briefly."),
+        Message(role="user", content="Name a fruit."),
+    ]
     sampling = Sampling(temperature=0.0, max_tokens=24)
     first = llama_model.complete(ModelRequest(messages, sampling))
     messages += [Message(role="assistant", content=first.text), Message(role="user", content="Another one?")]
@@ -48,8 +51,9 @@ def test_second_turn_reuses_the_first(llama_model: LlamaModel) -> None:
 
 
 def test_same_seed_same_text(llama_model: LlamaModel) -> None:
-    request = ModelRequest([Message(role="user", content="Say something.")],
-                           Sampling(temperature=0.8, max_tokens=16, seed=7))
+    request = ModelRequest(
+        [Message(role="user", content="Say something.")], Sampling(temperature=0.8, max_tokens=16, seed=7)
+    )
     assert llama_model.complete(request).text == llama_model.complete(request).text
 
 

@@ -33,8 +33,13 @@ def test_task_file_errors_name_file_and_line(tmp_path: Path) -> None:
 
 def test_trace_round_trip(tmp_path: Path) -> None:
     trace = Trace(
-        id="x", task_id="t", task=Task(id="t", prompt="p"), model=ModelInfo(name="m"), stop_reason="answer",
-        steps=[Step(index=0, raw_text="<answer>4</answer>", action="answer", answer="4")], final_answer="4",
+        id="x",
+        task_id="t",
+        task=Task(id="t", prompt="p"),
+        model=ModelInfo(name="m"),
+        stop_reason="answer",
+        steps=[Step(index=0, raw_text="<answer>4</answer>", action="answer", answer="4")],
+        final_answer="4",
     )
     path = tmp_path / "traces.jsonl"
     with path.open("w") as handle:
@@ -45,7 +50,11 @@ def test_trace_round_trip(tmp_path: Path) -> None:
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "traces.jsonl"
-    trace = Trace(id="x", task_id="t", task=Task(id="t", prompt="p"), model=ModelInfo(name="m"), stop_reason="answer")
-    path.write_text(trace.model_dump_json().replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":99') + "\n")
+    trace = Trace(
+        id="x", task_id="t", task=Task(id="t", prompt="p"), model=ModelInfo(name="m"), stop_reason="answer"
+    )
+    path.write_text(
+        trace.model_dump_json().replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":99') + "\n"
+    )
     with pytest.raises(TraceFileError, match="newer than this sandbox"):
         read_traces(path)

@@ -32,7 +32,7 @@ WEATHER = ToolSpec(
 
 
 def test_tagged_call_with_thought() -> None:
-    text = '<think>\nneed the hourly one\n</think>\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
+    text = '<think>\nneed the hourly one\n</think>\n<tool_call>\n' '{"name": "f", "arguments": {"a": 1}}\n</tool_call>'  # noqa: E501
     turn = parse_turn(text)
     assert turn.action == "tool_call"
     assert turn.thought == "need the hourly one"
@@ -70,7 +70,7 @@ def test_lenient_call_shapes(text: str) -> None:
     ("text", "reason"),
     [
         ('<tool_call>{"name": "f", "arguments": {"a": </tool_call>', "not valid JSON"),
-        ("<tool_call>{\"arguments\": {}}</tool_call>", "no tool name"),
+        ('<tool_call>{"arguments": {}}</tool_call>', "no tool name"),
         ('<tool_call>{"name": "f", "arguments": [1]}</tool_call>', "must be an object"),
         ('{"name": "f", "arguments": {', "looks like a tool call"),
         ("<think>only thinking</think>", "empty turn"),
@@ -119,7 +119,9 @@ def test_bounded_schema_bounds_strings_and_arrays() -> None:
 def test_grammar_compiles_in_llama_cpp() -> None:
     from llama_cpp import LlamaGrammar
 
-    grammar = build_grammar([WEATHER, ToolSpec(name="noargs", input_schema={"type": "object", "properties": {}})])
+    grammar = build_grammar(
+        [WEATHER, ToolSpec(name="noargs", input_schema={"type": "object", "properties": {}})]
+    )
     assert "get_hourly_forecast" in grammar and "answer ::=" in grammar
     LlamaGrammar.from_string(grammar, verbose=False)
 
