@@ -173,7 +173,7 @@ class _Connection:
         try:
             async with Client(self._target()) as client:
                 self.client = client
-                self.tools = await _list_all_tools(client)
+                self.tools = await list_all_tools(client)
                 info = client.server_info
                 self.info = ServerInfo(
                     name=self.config.name,
@@ -195,7 +195,8 @@ class _Connection:
             await self.done.wait()
 
 
-async def _list_all_tools(client: Any) -> list[Any]:
+async def list_all_tools(client: Any) -> list[Any]:
+    """Every tool a connected client's server lists, following pagination."""
     tools: list[Any] = []
     cursor = None
     while True:

@@ -7,18 +7,13 @@ from typing import Any
 from mcp import Client
 from mcp.types import CallToolResult, Tool
 
+from sandbox._hub import list_all_tools
+
 
 async def list_tools(target: Any) -> list[Tool]:
-    """Every tool a server lists, following pagination. ``target`` is anything ``mcp.Client`` takes."""
+    """Every tool a server lists. ``target`` is anything ``mcp.Client`` takes."""
     async with Client(target) as client:
-        tools: list[Tool] = []
-        cursor = None
-        while True:
-            page = await client.list_tools(cursor=cursor)
-            tools.extend(page.tools)
-            cursor = page.next_cursor
-            if not cursor:
-                return tools
+        return await list_all_tools(client)
 
 
 async def call_tool(target: Any, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:

@@ -1,0 +1,23 @@
+"""Each room shows its public names in a sorted ``__all__``, and every name exists."""
+
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize("room", ["sandbox", "servers", "tools", "rewards"])
+def test_all_is_sorted_and_complete(room: str) -> None:
+    module = importlib.import_module(room)
+    names = module.__all__
+    assert names == sorted(names)
+    for name in names:
+        assert getattr(module, name) is not None
+
+
+def test_records_do_not_pull_in_llama_cpp() -> None:
+    import subprocess
+    import sys
+
+    code = "import sandbox, rewards, sys; print('llama_cpp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
