@@ -39,7 +39,7 @@ def prm_label(prm: ProcessRewardModel) -> str:
 # Step grades.
 BROKEN_CALL_GRADE = 0.0
 MODEL_ERROR_GRADE = 0.3
-REPEATED_CALL_GRADE = 0.5
+REPEATED_CALL_GRADE = 0.0  # a loop earns nothing: the process total must not pay for length
 INFRASTRUCTURE_ERROR_GRADE = 0.5
 GOOD_STEP_GRADE = 1.0
 EMPTY_ANSWER_GRADE = 0.0
@@ -64,7 +64,7 @@ class RulePRM:
     - call whose result is an error the model caused (tool error, unknown tool): 0.3
     - call whose result is an infrastructure error (timeout, crashed server, protocol): 0.5, since
       it says nothing about the call
-    - call repeating an earlier call with the same tool and arguments (a loop): 0.5
+    - call repeating an earlier call with the same tool and arguments (a loop): 0.0
     - any other call (no error result; arguments were checked by the server): 1.0
     - answer: 1.0 if it has non-blank text, else 0.0
 

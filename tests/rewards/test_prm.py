@@ -44,9 +44,9 @@ def test_an_infrastructure_failure_grades_neutral(kind: str) -> None:
     assert grade(call(0, "get_weather", PARIS, error_kind=kind)) == 0.5
 
 
-def test_repeating_an_identical_call_grades_half() -> None:
+def test_repeating_an_identical_call_earns_nothing() -> None:
     first = call(0, "get_weather", PARIS)
-    assert grade(call(1, "get_weather", PARIS), [first]) == 0.5
+    assert grade(call(1, "get_weather", PARIS), [first]) == 0.0
     assert grade(call(1, "get_weather", {"city": "Oslo"}), [first]) == 1.0
 
 

@@ -23,9 +23,9 @@ def test_the_total_adds_one_for_a_right_answer() -> None:
 def test_the_reward_grades_every_step_and_adds_the_outcome() -> None:
     steps = [call(0, "add", {"a": 2, "b": 2}), broken(1), call(2, "add", {"a": 2, "b": 2}), answer(3, "4")]
     reward = process_reward(trace(FOUR, steps), FOUR)
-    assert reward.per_step == [1.0, 0.0, 0.5, 1.0]
-    assert reward.value == pytest.approx(3.5)
-    assert reward.components == {"step_sum": 2.5, "steps": 4.0, "answer_correct": 1.0}
+    assert reward.per_step == [1.0, 0.0, 0.0, 1.0]
+    assert reward.value == pytest.approx(3.0)
+    assert reward.components == {"step_sum": 2.0, "steps": 4.0, "answer_correct": 1.0}
     assert (reward.name, reward.version) == ("process", "1+rule-prm@1")
 
 

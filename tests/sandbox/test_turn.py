@@ -35,7 +35,7 @@ def test_tagged_call_with_thought() -> None:
     text = (
         "<think>\nneed the hourly one\n</think>\n<tool_call>\n"
         '{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
-    )  # noqa: E501
+    )
     turn = parse_turn(text)
     assert turn.action == "tool_call"
     assert turn.thought == "need the hourly one"
