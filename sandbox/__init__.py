@@ -41,7 +41,6 @@ from sandbox._records import (
 from sandbox._turn import ParsedTurn, build_grammar, parse_turn, system_prompt
 
 __all__ = [
-    "SCHEMA_VERSION",
     "Attributes",
     "ConfigError",
     "ContextFullError",
@@ -56,6 +55,7 @@ __all__ = [
     "ModelResponse",
     "ParsedTurn",
     "Reward",
+    "SCHEMA_VERSION",
     "Sampling",
     "SandboxError",
     "ScriptedModel",
