@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +22,13 @@ import anyio
 from anyio.abc import TaskGroup
 
 from sandbox._errors import ConfigError, ServerStartError
-from sandbox._records import ServerInfo, ToolResult, ToolSpec
+from sandbox._records import ServerInfo, ToolErrorKind, ToolResult, ToolSpec
 
 DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_START_TIMEOUT = 30.0
 # Tool output beyond this is cut before the model sees it: one runaway tool must not fill the context.
 MAX_RESULT_CHARS = 8000
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
-# JSON-RPC error codes (filled from mcp.types on first use) -> the kind of failure they mean.
-_ERROR_KINDS: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -163,9 +160,17 @@ class _Connection:
             await self._ready.wait()
         if not self._ready.is_set():
             self._stop.set()
-            raise ServerStartError(f"server {self.config.name!r} did not answer within {timeout:.0f} s")
+            raise ServerStartError(
+                f"server {self.config.name!r} did not answer within {timeout:.0f} s{self._log_hint()}"
+            )
         if self.error is not None:
-            raise ServerStartError(f"server {self.config.name!r} failed to start: {_describe(self.error)}")
+            raise ServerStartError(
+                f"server {self.config.name!r} failed to start: {_describe(self.error)}{self._log_hint()}"
+            )
+
+    def _log_hint(self) -> str:
+        name = getattr(self.log, "name", None)
+        return f" (its stderr is in {name})" if isinstance(name, str) else ""
 
     async def _run(self) -> None:
         from mcp import Client
@@ -336,10 +341,7 @@ class ToolHub:
 
     async def _call(self, server: str, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         from mcp import MCPError
-        from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
-        _ERROR_KINDS.setdefault(REQUEST_TIMEOUT, "timeout")
-        _ERROR_KINDS.setdefault(CONNECTION_CLOSED, "server_crashed")
         connection = self._connections[server]
         if connection.client is None:
             await self._restart(server)
@@ -356,7 +358,7 @@ class ToolHub:
                             tool, arguments, read_timeout_seconds=timeout
                         )
                     except MCPError as exc:
-                        kind = _ERROR_KINDS.get(exc.code, "protocol_error")
+                        kind = _error_kind(exc.code)
                         text = (
                             f"server {server!r} exited during the call ({exc})"
                             if kind == "server_crashed"
@@ -407,6 +409,14 @@ class ToolHub:
         await self._connect(server, self._configs[server])
 
 
+def _error_kind(code: int) -> ToolErrorKind:
+    """What a JSON-RPC error from a call means: a timeout, a dead server, or a protocol fault."""
+    from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT  # mcp is heavy: imported on use
+
+    kinds: dict[int, ToolErrorKind] = {REQUEST_TIMEOUT: "timeout", CONNECTION_CLOSED: "server_crashed"}
+    return kinds.get(code, "protocol_error")
+
+
 def _tool_result(result: Any) -> ToolResult:
     texts = []
     for block in result.content or []:
@@ -423,7 +433,3 @@ def _tool_result(result: Any) -> ToolResult:
         error_kind="tool_error" if result.is_error else None,
         structured=result.structured_content if isinstance(result.structured_content, dict) else None,
     )
-
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start

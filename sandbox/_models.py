@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -319,6 +318,3 @@ class ScriptedModel:
         tokens = max(1, len(text) // 4)
         return ModelResponse(text, "stop", Usage(completion_tokens=tokens), 0.0)
 
-
-def resolve_model_path(value: str | os.PathLike[str] | None) -> Path:
-    return check_model_file(value) if value else check_model_file(default_model_path())
