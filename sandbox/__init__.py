@@ -1,7 +1,7 @@
 """The engine: records, model backends, the turn format, the MCP tool hub, episodes and the CLI.
 
-Nothing here knows a particular server or reward; rewards plug in by name (entry points) and servers
-by an ``mcpServers`` config. llama.cpp is loaded only when a model is made.
+Nothing here but the CLI knows a particular server or reward; rewards plug in by name (entry points,
+loaded by ``rewards``) and servers by an ``mcpServers`` config. llama.cpp is loaded only when a model is made.
 """
 
 from sandbox._episode import Limits, grammar_for, run_episode
@@ -16,7 +16,6 @@ from sandbox._errors import (
 )
 from sandbox._hub import ServerConfig, ToolHub, load_config
 from sandbox._models import LlamaModel, Model, ModelRequest, ModelResponse, ScriptedModel, default_model_path
-from sandbox._plugins import load_rewards, score
 from sandbox._records import (
     SCHEMA_VERSION,
     Attributes,
@@ -77,12 +76,10 @@ __all__ = [
     "grammar_for",
     "iter_traces",
     "load_config",
-    "load_rewards",
     "parse_turn",
     "read_tasks",
     "read_traces",
     "run_episode",
-    "score",
     "system_prompt",
     "write_trace",
 ]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from rewards import RewardError
 from sandbox._errors import SandboxError
 from sandbox._records import Trace, read_traces
 
@@ -30,7 +31,7 @@ BUNDLED_TASKS = {"seed": Path(__file__).resolve().parent / "data" / "seed.jsonl"
 def main() -> None:
     try:
         app()
-    except SandboxError as exc:
+    except (SandboxError, RewardError) as exc:  # a person must fix these: one line, exit 2
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
 

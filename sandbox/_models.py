@@ -317,4 +317,3 @@ class ScriptedModel:
         self._index += 1
         tokens = max(1, len(text) // 4)
         return ModelResponse(text, "stop", Usage(completion_tokens=tokens), 0.0)
-

@@ -1,4 +1,8 @@
-"""``sandbox run``: every task of a file as one episode, traces written as they finish."""
+"""``sandbox run``: every task of a file as one episode, traces written as they finish.
+
+Part of the CLI, the one layer that wires the rooms: the engine runs episodes, ``rewards`` scores
+them (its registry also loads third-party rewards from the ``sandbox.rewards`` entry points).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from typing import Literal
 
 from rich.console import Console
 
+from rewards import RewardFn, available_rewards, score_trace
 from sandbox._episode import Limits, run_episode
 from sandbox._errors import ConfigError
 from sandbox._hub import ToolHub, load_config
 from sandbox._models import LlamaModel
-from sandbox._plugins import load_rewards, score
 from sandbox._records import Sampling, Trace, read_tasks, write_trace
 
 
@@ -52,7 +56,7 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
             f"tasks name server(s) {unknown} that {options.servers} does not configure "
             f"(configured: {sorted(config)})"
         )
-    rewards = load_rewards(options.rewards)
+    rewards = select_rewards(options.rewards)
     model = LlamaModel(
         options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
     )
@@ -69,7 +73,19 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
             for number, task in enumerate(tasks, start=1):
                 with console.status(f"[{number}/{len(tasks)}] {task.id}"):
                     trace = await run_episode(task, model, hub, limits, mode=options.mode, sampling=sampling)
-                trace = score(trace, rewards)
+                trace = score_trace(trace, task, rewards)
                 write_trace(handle, trace)
                 traces.append(trace)
     return traces
+
+
+def select_rewards(spec: str) -> dict[str, RewardFn]:
+    """The rewards named in ``spec`` ("all", or comma-separated names), in that order."""
+    available = available_rewards()
+    if spec.strip() in ("all", ""):
+        return dict(sorted(available.items()))
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ConfigError(f"unknown reward(s) {unknown}; available: {sorted(available)}")
+    return {name: available[name] for name in names}
