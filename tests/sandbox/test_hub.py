@@ -89,7 +89,7 @@ async def test_server_that_exits_at_start_is_a_clear_error(tmp_path: Path) -> No
     hub = ToolHub(
         load_config({"mcpServers": {"dies": {"command": "python", "args": [str(script)]}}}), start_timeout=20
     )
-    with anyio.fail_after(40), pytest.raises(ServerStartError, match="dies.*its stderr is in"):
+    with anyio.fail_after(40), pytest.raises(ServerStartError, match=r"dies.*its stderr is in"):
         async with hub:
             pass
 
