@@ -1,8 +1,11 @@
-"""Shared fixtures: the anyio backend, the repository root, and one real model for the session."""
+"""Shared fixtures: the anyio backend, the repository root, the CLI, and one real model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,22 @@ def llama_model() -> Iterator[object]:
     model = LlamaModel(n_ctx=4096)
     yield model
     model.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs ``python -m sandbox ARGS`` from the repository root, as a user would."""
+
+    def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        return subprocess.run(
+            [sys.executable, "-m", "sandbox", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,36 +23,18 @@ PICKED = [
 REWARDS = {"tool_syntax", "outcome", "cot", "process"}
 
 
-def sandbox(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "sandbox", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+# Short episodes keep the suite fast; the model and the servers are the real ones.
+SHORT = ("--max-steps", "3", "--max-tokens", "256")
 
 
 @pytest.fixture(scope="module")
-def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+def seed_run(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("run") / "traces.jsonl"
     picks = [arg for task in PICKED for arg in ("--task", task)]
-    done = sandbox(
-        "run",
-        "--tasks",
-        "seed",
-        "--servers",
-        "servers/mcp.json",
-        "--out",
-        str(out),
-        "--max-steps",
-        "3",
-        "--max-tokens",
-        "256",
-        *picks,
+    done = sandbox_cli(
+        "run", "--tasks", "seed", "--servers", "servers/mcp.json", "--out", str(out), *SHORT, *picks
     )
     return done, out
 
@@ -110,14 +91,19 @@ def test_prefix_cache_is_reused_across_turns(seed_run: tuple[subprocess.Complete
         assert usage.prompt_tokens_evaluated <= usage.new_prompt_tokens + 2
 
 
-def test_show_prints_a_trace(seed_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_show_prints_a_trace(
+    seed_run: tuple[subprocess.CompletedProcess[str], Path],
+    sandbox_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
     _, out = seed_run
-    shown = sandbox("show", str(out), "--trace", "music-play-toxic")
+    shown = sandbox_cli("show", str(out), "--trace", "music-play-toxic")
     assert shown.returncode == 0, shown.stderr
     assert "Toxic" in shown.stdout and "step 0" in shown.stdout and "tool_syntax" in shown.stdout
 
 
-def test_run_with_a_server_written_by_others(tmp_path: Path) -> None:
+def test_run_with_a_server_written_by_others(
+    tmp_path: Path, sandbox_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     config = tmp_path / "mcp.json"
     config.write_text(
         json.dumps(
@@ -148,19 +134,7 @@ def test_run_with_a_server_written_by_others(tmp_path: Path) -> None:
         + "\n"
     )
     out = tmp_path / "traces.jsonl"
-    done = sandbox(
-        "run",
-        "--tasks",
-        str(tasks),
-        "--servers",
-        str(config),
-        "--out",
-        str(out),
-        "--max-steps",
-        "3",
-        "--max-tokens",
-        "256",
-    )
+    done = sandbox_cli("run", "--tasks", str(tasks), "--servers", str(config), "--out", str(out), *SHORT)
     assert done.returncode == 0, done.stderr[-3000:]
     (trace,) = read_traces(out)
     assert {t.name for t in trace.tools} >= {"get_current_time", "convert_time"}
