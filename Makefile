@@ -14,7 +14,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 .PHONY: run test install install-test bench lint clean
 
 run: install
-	$(BIN)/sandbox run --tasks seed --servers servers/mcp.json --out runs/seed.jsonl
+	$(BIN)/sandbox run --tasks seed --servers servers/mcp.json --out runs/seed.jsonl --overwrite
 
 test: install-test
 	$(BIN)/python -m pytest

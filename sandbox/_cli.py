@@ -63,6 +63,7 @@ def run(
     ] = -1,
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
     from sandbox._run import RunOptions, run_tasks
@@ -85,6 +86,7 @@ def run(
         n_gpu_layers=n_gpu_layers,
         call_timeout=call_timeout,
         only=tuple(task_id or ()),
+        overwrite=overwrite,
     )
     traces = anyio.run(run_tasks, options, console)
     console.print(summary_table(traces))

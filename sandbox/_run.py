@@ -37,11 +37,16 @@ class RunOptions:
     n_gpu_layers: int = -1
     call_timeout: float = 30.0
     only: tuple[str, ...] = ()
+    overwrite: bool = False
 
 
 async def run_tasks(options: RunOptions, console: Console | None = None) -> list[Trace]:
     """Check everything first (tasks, servers, rewards, model), then run the episodes in order."""
     console = console or Console(stderr=True)
+    if not options.overwrite and options.out.exists() and options.out.stat().st_size > 0:
+        raise ConfigError(
+            f"{options.out} already holds traces; pass --overwrite to replace it, or pick another --out"
+        )
     tasks = read_tasks(options.tasks)
     if options.only:
         missing = sorted(set(options.only) - {t.id for t in tasks})

@@ -77,3 +77,10 @@ def test_show_bad_trace_file(sandbox_cli: Callable[..., Done], tmp_path: Path) -
     traces.write_text("{}\n")
     done = sandbox_cli("show", str(traces))
     assert done.returncode == 2 and f"{traces}:1" in _error_line(done)
+
+
+def test_existing_traces_are_not_overwritten(run: Callable[..., Done], tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text('{"kept": true}\n')
+    done = run()
+    assert done.returncode == 2 and "--overwrite" in _error_line(done)
+    assert (tmp_path / "t.jsonl").read_text() == '{"kept": true}\n'
