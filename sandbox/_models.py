@@ -98,6 +98,10 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _raise_template_error(message: str) -> None:
+    raise ValueError(f"chat template: {message}")
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -176,10 +180,13 @@ class LlamaModel:
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
         """The prompt text of a transcript, through the GGUF's chat template."""
         plain = [self._plain(m) for m in messages]
-        if self._tool_role_ok:
+        has_tool_messages = any(m["role"] == "tool" for m in plain)
+        if self._tool_role_ok or not has_tool_messages:
             try:
                 return self._format(plain, add_generation_prompt)
             except Exception:  # jinja2 raises its own error types for templates without a tool role
+                if not has_tool_messages:
+                    raise
                 self._tool_role_ok = False
         for message in plain:
             if message["role"] == "tool":
@@ -193,6 +200,8 @@ class LlamaModel:
             add_generation_prompt=add_generation_prompt,
             eos_token=self._formatter.eos_token,
             bos_token=self._formatter.bos_token,
+            raise_exception=_raise_template_error,  # templates of Llama 3, Qwen and others call these
+            strftime_now=self._formatter.strftime_now,
         )
 
     @staticmethod

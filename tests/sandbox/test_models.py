@@ -61,3 +61,22 @@ def test_full_context_is_reported(llama_model: LlamaModel) -> None:
     huge = "word " * 5000
     with pytest.raises(ContextFullError, match="leaves"):
         llama_model.complete(ModelRequest([Message(role="user", content=huge)], Sampling(max_tokens=8)))
+
+
+def test_tool_results_fall_back_to_the_user_role(llama_model: LlamaModel) -> None:
+    """A template that refuses a 'tool' role (raise_exception, as many HF templates do) still renders."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    strict = (
+        "{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+        "{{ raise_exception('unknown role ' + m['role']) }}{% endif %}"
+        "<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    )
+    saved = llama_model._formatter, llama_model._tool_role_ok
+    llama_model._formatter = Jinja2ChatFormatter(template=strict, eos_token="", bos_token="")
+    try:
+        plain = [Message(role="user", content="hi")]
+        assert llama_model.render(plain) == "<user>hi"
+        assert llama_model.render([*plain, Message(role="tool", content="42")]) == "<user>hi<user>42"
+    finally:
+        llama_model._formatter, llama_model._tool_role_ok = saved
