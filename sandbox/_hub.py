@@ -249,6 +249,7 @@ class ToolHub:
         self._group: TaskGroup | None = None
         self._group_cm: Any = None
         self.restarts: dict[str, int] = {}
+        self._restart_locks: dict[str, anyio.Lock] = {}
 
     @classmethod
     def in_memory(cls, servers: Mapping[str, Any], **options: float) -> ToolHub:
@@ -343,8 +344,15 @@ class ToolHub:
         from mcp import MCPError
 
         connection = self._connections[server]
-        if connection.client is None:
-            await self._restart(server)
+        if connection.client is None:  # down since an earlier failure: one more try to bring it back
+            try:
+                await self._restart(server, connection)
+            except ServerStartError as exc:
+                return ToolResult(
+                    text=f"server {server!r} is unavailable: {exc}",
+                    is_error=True,
+                    error_kind="server_crashed",
+                )
             connection = self._connections[server]
         result: Any = None
         failure: ToolResult | None = None
@@ -391,22 +399,25 @@ class ToolHub:
             )
         if failure is not None:
             if failure.error_kind in ("server_crashed", "timeout") or connection.done.is_set():
-                failure = await self._after_failure(server, failure)
+                failure = await self._after_failure(server, connection, failure)
             return failure
         return _tool_result(result)
 
-    async def _after_failure(self, server: str, failure: ToolResult) -> ToolResult:
+    async def _after_failure(self, server: str, failed: _Connection, failure: ToolResult) -> ToolResult:
         try:
-            await self._restart(server)
+            await self._restart(server, failed)
         except ServerStartError as exc:
             return failure.model_copy(update={"text": f"{failure.text}; restart failed: {exc}"})
         return failure.model_copy(update={"text": f"{failure.text}; the server was restarted"})
 
-    async def _restart(self, server: str) -> None:
-        old = self._connections[server]
-        await old.stop()
-        self.restarts[server] = self.restarts.get(server, 0) + 1
-        await self._connect(server, self._configs[server])
+    async def _restart(self, server: str, failed: _Connection) -> None:
+        """Replace ``failed`` with a new connection, unless a concurrent call already did."""
+        async with self._restart_locks.setdefault(server, anyio.Lock()):
+            if self._connections[server] is not failed:
+                return
+            await failed.stop()
+            self.restarts[server] = self.restarts.get(server, 0) + 1
+            await self._connect(server, self._configs[server])
 
 
 def _error_kind(code: int) -> ToolErrorKind:

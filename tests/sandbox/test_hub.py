@@ -160,3 +160,26 @@ async def test_third_party_server_over_stdio() -> None:
         bad = await hub.call("get_current_time", {"timezone": "Mars/Olympus"})
     assert not result.is_error and "21:00" in result.text
     assert bad.is_error and "Invalid timezone" in bad.text
+
+
+@pytest.mark.anyio
+async def test_server_that_cannot_come_back_gives_results_not_exceptions(tmp_path: Path) -> None:
+    once = {"command": "python", "args": [str(FIXTURES / "once_server.py"), str(tmp_path / "started")]}
+    async with ToolHub(load_config({"mcpServers": {"once": once}}), start_timeout=20) as hub:
+        with anyio.fail_after(60):
+            crashed = await hub.call("crash", {})
+            later = await hub.call("echo", {"text": "anyone?"})
+    assert crashed.is_error and "restart failed" in crashed.text
+    assert later.is_error and later.error_kind == "server_crashed" and "unavailable" in later.text
+
+
+@pytest.mark.anyio
+async def test_concurrent_failures_restart_the_server_once() -> None:
+    async with ToolHub(load_config({"mcpServers": {"crashy": CRASHY}}), call_timeout=5) as hub:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(hub.call, "crash", {})
+            after = await hub.call("echo", {"text": "ok"})
+    assert not after.is_error
+    assert hub.restarts == {"crashy": 1}
