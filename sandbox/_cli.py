@@ -6,9 +6,10 @@ sandbox show  traces.jsonl [--trace ID | --index N]
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
@@ -19,6 +20,9 @@ from rich.table import Table
 from rewards import RewardError
 from sandbox._errors import SandboxError
 from sandbox._records import Trace, read_traces
+
+if TYPE_CHECKING:
+    from sandbox._loss import TraceLoss
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Piped output (logs, CI) gets full-width tables instead of rich's 80-column default.
@@ -32,7 +36,7 @@ def main() -> None:
     try:
         app()
     except (SandboxError, RewardError) as exc:  # a person must fix these: one line, exit 2
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
 
 
@@ -141,6 +145,66 @@ def _reward_cell(trace: Trace, name: str) -> str:
     if reward is None or reward.value is None:
         return "-"
     return f"{reward.value:+.2f}"
+
+
+@app.command()
+def loss(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Write one JSON line of loss per trace.")
+    ] = None,
+    max_perplexity: Annotated[
+        float | None, typer.Option(help="Keep only traces at or below this perplexity (needs --keep).")
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option(help="Where to write the traces that pass --max-perplexity.")
+    ] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context window in tokens.")] = 4096,
+    n_gpu_layers: Annotated[
+        int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
+    ] = -1,
+) -> None:
+    """Mean next-token loss (nats) and perplexity of each trace's assistant tokens under a model."""
+    from sandbox._loss_cli import run_loss
+
+    if (max_perplexity is None) != (keep is None):
+        raise SandboxError("--max-perplexity and --keep go together")
+    results = run_loss(traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    console.print(loss_table(results))
+
+
+def loss_table(results: list[TraceLoss]) -> Table:
+    table = Table(title="next-token loss of the assistant tokens")
+    for column in ("trace", "task", "tokens", "loss", "perplexity", "evaluated", "note"):
+        table.add_column(column, justify="left" if column in ("trace", "task", "note") else "right")
+    for r in results:
+        table.add_row(
+            r.trace_id,
+            r.task_id,
+            str(r.tokens),
+            "-" if r.loss is None else f"{r.loss:.3f}",
+            "-" if r.perplexity is None else f"{r.perplexity:.2f}",
+            str(r.evaluated_tokens),
+            r.reason,
+        )
+    scored = [r for r in results if r.loss is not None]
+    if scored:
+        tokens = sum(r.tokens for r in scored)
+        mean = sum(r.loss * r.tokens for r in scored if r.loss is not None) / tokens
+        table.add_section()
+        table.add_row(
+            "all",
+            "",
+            str(tokens),
+            f"{mean:.3f}",
+            f"{math.exp(mean):.2f}",
+            str(sum(r.evaluated_tokens for r in results)),
+            f"{len(scored)}/{len(results)} scored",
+        )
+    return table
 
 
 @app.command()

@@ -12,11 +12,12 @@ so that tool calls of other episodes go on meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -209,7 +210,23 @@ class LlamaModel:
         return {"role": message.role, "content": message.content}
 
     def tokenize(self, text: str) -> list[int]:
+        """Tokens of a text that starts a context (with BOS where the model wants one)."""
         return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def tokenize_piece(self, text: str) -> list[int]:
+        """Tokens of a text that continues a context (never a BOS)."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the model for work that drives llama.cpp directly (scoring)."""
+        with self._lock:
+            yield
+
+    def forget_cache(self) -> None:
+        """Mark the KV cache as unknown after direct use: the next completion evaluates its prompt anew."""
+        self._llm.n_tokens = 0
+        self._memo_text, self._memo_tokens = "", []
 
     def _grammar(self, text: str) -> Any:
         from llama_cpp import LogitsProcessorList

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sandbox._errors import TaskFileError, TraceFileError
 
@@ -71,6 +71,16 @@ class Task(_Record):
         return list(self.expected_answer)
 
 
+def _describe(exc: ValidationError, most: int = 3) -> str:
+    """A pydantic error in one line: where and what, for the first few problems."""
+    parts = []
+    for error in exc.errors(include_url=False)[:most]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    more = exc.error_count() - most
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
 def read_tasks(path: str | Path) -> list[Task]:
     """Read a JSONL task file, failing with the file and line of the first bad record."""
     path = Path(path)
@@ -85,9 +95,8 @@ def read_tasks(path: str | Path) -> list[Task]:
             continue
         try:
             task = Task.model_validate_json(line)
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            detail = "; ".join(first[:3])
+        except ValidationError as exc:
+            detail = _describe(exc)
             raise TaskFileError(f"{path}:{number}: not a valid task: {detail}") from exc
         if task.id in seen:
             raise TaskFileError(f"{path}:{number}: duplicate task id {task.id!r}")
@@ -304,8 +313,8 @@ def iter_traces(path: str | Path) -> Iterator[Trace]:
                 continue
             try:
                 yield Trace.model_validate_json(line)
-            except ValueError as exc:
-                detail = "; ".join(str(exc).splitlines()[:3])
+            except ValidationError as exc:
+                detail = _describe(exc)
                 raise TraceFileError(f"{path}:{number}: not a valid trace: {detail}") from exc
 
 

@@ -1,0 +1,181 @@
+"""The seed's pre-training loop as a score: the next-token loss of a trace's assistant turns.
+
+For the token sequence of a rendered trace, inputs = tokens[:-1] and labels = tokens[1:]; the loss is
+the mean cross-entropy (nats) of the labels that belong to the assistant's own text, read from the
+model's logits. Use: filter a dataset by perplexity (how surprising the trace is to a model).
+
+How it is computed, and why not with llama-cpp-python's high-level API:
+
+* One forward pass per trace through the C API (``llama_decode``), asking for logits only at the
+  positions that predict an assistant token. ``logits_all=True`` would hold n_ctx x vocab floats
+  (805 MB for SmolLM2 at 4096) and ``echo`` logprobs are off by one on models without a BOS token.
+* Traces are scored in order and the KV cache keeps the previous trace: the prompt that traces of a
+  task share (system prompt, tools, user prompt) is evaluated once, only the differing suffix after.
+* The trace is tokenized piece by piece (template text, then each assistant message's content), the
+  way the episode loop fed it to the model, so assistant tokens are exactly the content's tokens.
+  Only the content is scored, not the template's end-of-turn marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sandbox._models import LlamaModel, _common_prefix
+from sandbox._records import Message, Trace
+
+
+@dataclass(frozen=True)
+class TraceLoss:
+    """The next-token loss of one trace; ``loss`` is None when it could not be computed (``reason``)."""
+
+    trace_id: str
+    task_id: str
+    tokens: int  # assistant tokens scored
+    loss: float | None  # mean cross-entropy, nats per token
+    perplexity: float | None
+    total_tokens: int = 0
+    evaluated_tokens: int = 0  # tokens run through the model for this trace (the rest came from the cache)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TokenizedTrace:
+    tokens: list[int]
+    assistant: list[bool]  # per token: part of an assistant message's content
+
+
+class TemplateError(ValueError):
+    """The chat template does not render a transcript as a growing prefix, so turns can't be located."""
+
+
+def tokenize_trace(model: LlamaModel, messages: Sequence[Message]) -> TokenizedTrace:
+    """Tokens of the rendered transcript, and which of them are the assistant's content."""
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for index, message in enumerate(messages):
+        if message.role != "assistant":
+            continue
+        before = model.render(messages[:index], add_generation_prompt=True) if index else ""
+        after = model.render(messages[: index + 1], add_generation_prompt=False)
+        if not before.startswith(done) or not after.startswith(before + message.content):
+            raise TemplateError(f"the chat template does not render message {index} after the ones before it")
+        pieces += [(before[len(done) :], False), (message.content, True)]
+        done = before + message.content
+    full = model.render(messages, add_generation_prompt=False)
+    if not full.startswith(done):
+        raise TemplateError("the chat template does not render the transcript as a prefix of itself")
+    pieces.append((full[len(done) :], False))
+    tokens: list[int] = []
+    assistant: list[bool] = []
+    for text, is_assistant in pieces:
+        if not text:
+            continue
+        ids = model.tokenize(text) if not tokens else model.tokenize_piece(text)
+        tokens += ids
+        assistant += [is_assistant] * len(ids)
+    return TokenizedTrace(tokens, assistant)
+
+
+class TraceScorer:
+    """Next-token losses of traces on one model, reusing the KV cache between consecutive traces.
+
+    It drives llama.cpp directly, so while it scores the model's generation cache is not valid:
+    score inside :meth:`session`, which holds the model and leaves its cache empty afterwards.
+    """
+
+    def __init__(self, model: LlamaModel) -> None:
+        self.model = model
+        self._cached: list[int] = []
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[TraceScorer]:
+        with self.model.exclusive():
+            try:
+                yield self
+            finally:
+                self.model.forget_cache()
+                self._cached = []
+
+    def score_all(self, traces: Iterable[Trace]) -> list[TraceLoss]:
+        with self.session():
+            return [self.score(trace) for trace in traces]
+
+    def score(self, trace: Trace) -> TraceLoss:
+        """The loss of one trace; call inside :meth:`session`."""
+        try:
+            tokenized = tokenize_trace(self.model, trace.messages)
+        except TemplateError as exc:
+            return TraceLoss(trace.id, trace.task_id, 0, None, None, reason=str(exc))
+        tokens, mask = tokenized.tokens, tokenized.assistant
+        targets = [p for p in range(1, len(tokens)) if mask[p]]
+        if not targets:
+            return TraceLoss(
+                trace.id, trace.task_id, 0, None, None, len(tokens), reason="no assistant tokens"
+            )
+        if len(tokens) > self.model.n_ctx:
+            return TraceLoss(
+                trace.id,
+                trace.task_id,
+                len(targets),
+                None,
+                None,
+                len(tokens),
+                reason=f"trace of {len(tokens)} tokens exceeds the context of {self.model.n_ctx}",
+            )
+        logprobs, evaluated = self.token_logprobs(tokens, targets)
+        loss = -math.fsum(logprobs) / len(logprobs)
+        return TraceLoss(trace.id, trace.task_id, len(targets), loss, math.exp(loss), len(tokens), evaluated)
+
+    def token_logprobs(self, tokens: Sequence[int], targets: Sequence[int]) -> tuple[list[float], int]:
+        """log p(tokens[t] | tokens[:t]) for each t in ``targets``, and how many tokens were evaluated."""
+        # Keep what the cache shares with this sequence, but never past the first logit we need:
+        # logits of cached positions are gone.
+        keep = min(_common_prefix(self._cached, tokens), targets[0] - 1, len(tokens) - 1)
+        llm = self.model._llm
+        llama_cpp = _llama_cpp()
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, keep, -1)
+        wanted = {t - 1: t for t in targets}  # logits at position p predict token p + 1
+        n_vocab = llm.n_vocab()
+        found: dict[int, float] = {}
+        batch_size = llm.n_batch
+        batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
+        try:
+            for start in range(keep, len(tokens), batch_size):
+                chunk = range(start, min(start + batch_size, len(tokens)))
+                for slot, position in enumerate(chunk):
+                    batch.token[slot] = tokens[position]
+                    batch.pos[slot] = position
+                    batch.n_seq_id[slot] = 1
+                    batch.seq_id[slot][0] = 0
+                    batch.logits[slot] = position in wanted
+                batch.n_tokens = len(chunk)
+                status = llama_cpp.llama_decode(llm._ctx.ctx, batch)
+                if status != 0:
+                    raise RuntimeError(f"llama_decode failed with status {status}")
+                for slot, position in enumerate(chunk):
+                    if position in wanted:
+                        row = np.ctypeslib.as_array(
+                            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, slot), (n_vocab,)
+                        )
+                        found[position] = _logprob(row, tokens[wanted[position]])
+        finally:
+            llama_cpp.llama_batch_free(batch)
+        self._cached = list(tokens)
+        return [found[t - 1] for t in targets], len(tokens) - keep
+
+
+def _logprob(logits: np.ndarray, token: int) -> float:
+    row = logits.astype(np.float64)
+    peak = row.max()
+    return float(row[token] - peak - math.log(np.exp(row - peak).sum()))
+
+
+def _llama_cpp():  # type: ignore[no-untyped-def]
+    import llama_cpp
+
+    return llama_cpp
