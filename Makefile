@@ -28,6 +28,8 @@ lint: install-test
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+	@# Debian's chromium for the HTML viewer's browser tests; installed when missing and run as root.
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } || true
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

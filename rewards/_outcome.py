@@ -12,6 +12,11 @@ The task's ``answer_match`` picks the comparison:
   in a percent sign, which divides by 100: ``50%`` matches ``50%``, ``0.5`` and ``1/2``, not ``50``
   (list both where either should count). LaTeX (``\\frac{3}{4}``) is not read. A number with more
   than :data:`MAX_NUMBER_DIGITS` digits is not compared.
+- ``math``: the same mathematical value, by math-verify (of the last ``\\boxed{}``, else the whole
+  answer, else the expression found in its text): plain numbers exactly as under ``number``,
+  fractions, percentages and LaTeX (``\\frac{1}{2}``, ``\\sqrt{2}``, ``x = 3``); ``0.5``, ``1/2``,
+  ``50%`` and ``\\frac{1}{2}`` all agree. An acceptable answer that is not mathematical is compared
+  as under ``exact``. See :mod:`rewards._math` for the candidate it reads and how its work is bounded.
 
 A task with no expected answer cannot be scored (value None); an episode with no final answer scores
 0.0. An acceptable answer that is not a number under ``number`` is the task's fault:
@@ -100,7 +105,7 @@ def _first_match(answer: str, acceptable: Sequence[str], mode: AnswerMatch) -> s
         return _first_number_match(answer, acceptable)
     matches = _TEXT_MATCHERS.get(mode)
     if matches is None:
-        raise AnswerSpecError(f"unknown answer_match {mode!r}; use 'exact', 'contains' or 'number'")
+        raise AnswerSpecError(f"unknown answer_match {mode!r}; use 'exact', 'contains', 'number' or 'math'")
     return next((expected for expected in acceptable if matches(answer, expected)), None)
 
 
@@ -135,7 +140,18 @@ def _occurs_in(answer: str, expected: str) -> bool:
     return f" {wanted} " in f" {given} "
 
 
-_TEXT_MATCHERS: dict[str, Callable[[str, str], bool]] = {"exact": _matches_exactly, "contains": _occurs_in}
+def _same_math(answer: str, expected: str) -> bool:
+    from rewards._math import math_equivalent  # imported here: it imports this module's number reader
+
+    same = math_equivalent(answer, expected)
+    return _matches_exactly(answer, expected) if same is None else same
+
+
+_TEXT_MATCHERS: dict[str, Callable[[str, str], bool]] = {
+    "exact": _matches_exactly,
+    "contains": _occurs_in,
+    "math": _same_math,
+}
 
 
 # --------------------------------------------------------------------------- numbers

@@ -3,23 +3,33 @@
 The seed judges one response against the ideal one (:func:`calculate_loss_for_tool_syntax`). An
 episode holds several responses, so :func:`tool_syntax_reward` applies the formula like this:
 
-- Every tool-using step (action ``tool_call`` or ``broken_call``) is judged once, against an ideal
-  call of the same tool that no valid call has used up yet (one whose argument values match is
-  preferred). Only a valid call uses an ideal call up, so a retry after a bad call is judged against
-  the same ideal call: retrying pays, repeating a call that already worked costs 1.0. A call with no
-  ideal call left to match its tool "differs from the ideal one".
+- Every tool-using step (action ``tool_call`` or ``broken_call``) is judged once. Valid calls are
+  paired one to one with the ideal calls they fit (same tool, valid against that ideal call) by a
+  maximum bipartite matching (:func:`rewards._bfcl.maximum_matching`), so the order of the calls
+  never decides which ideal call a call counts for; of the possible pairings, the earliest calls win,
+  so a repeat of a call that already worked is the one left over. A paired step is a valid call of
+  the ideal tool. A step left unpaired is judged against an ideal call of its tool that was not yet
+  used up at that step (unpaired, or paired with a later step): a retry after a bad call is judged
+  against the same ideal call as the bad one, so retrying pays. With no such ideal call left, the
+  step's tool "differs from the ideal one": repeating a call that already worked costs 1.0.
 - A call is valid when it parsed (action ``tool_call`` with a call), names a tool the trace lists,
-  and its arguments validate against that tool's input schema (JSON Schema 2020-12, no remote
-  ``$ref``). A broken call whose tool name was recovered is judged by that name, and is never valid;
-  a broken call with no name differs from every ideal call. So a valid call of the ideal tool (0.8)
-  always beats a broken one (-0.5 or -1.0).
+  its arguments validate against that tool's input schema (JSON Schema 2020-12, no remote ``$ref``),
+  and, when the ideal call it is judged against gives acceptable values, its arguments pass the
+  BFCL checker against them (:func:`rewards._bfcl.check_call`: exact types, normalised strings,
+  ``""`` for optional, lists in order, dicts one level down). A broken call whose tool name was
+  recovered is judged by that name, and is never valid; a broken call with no name differs from
+  every ideal call. So a valid call of the ideal tool (0.8) always beats a broken one (-0.5 or -1.0).
 - An episode that used no tool scores once: -0.5 if the task needs a tool, else 0.0 ("no tool
   needed, none used"). Ideal calls left unmade by an episode that did use tools are reported
   (``missing_ideal_calls``) but, as in the seed, not charged.
-- Argument *values* are not part of the seed's validity; ``ideal_args_matched`` counts the valid
-  ideal-tool calls whose arguments are among the ideal call's acceptable values, apart from the value.
+- Components: ``bfcl_matched`` counts the ideal calls paired with a valid call;
+  ``bfcl_argument_failures`` the ideal-tool calls that fit the schema but not the acceptable values
+  (the reason quotes the first one).
 - A listed tool whose input schema is itself unusable makes an ideal-tool call's validity unknowable:
   the reward then cannot score (value None, the reason names the tool), rather than guess.
+
+Version 2 (was 1): argument values count towards validity (version 1 only reported them), and
+steps are paired with ideal calls by a maximum matching instead of first come, first served.
 
 Bounds: each tool-using step scores -1.0, -0.5 or 0.8; the episode's value is their sum, between
 -1.0 x (tool-using steps) and 0.8 x len(task.ideal_calls), or -0.5 / 0.0 when no tool was used.
@@ -32,15 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import referencing
 import referencing.exceptions
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
-from sandbox._records import IdealCall, Reward, Step, Task, ToolCall, Trace
+from rewards._bfcl import check_call, maximum_matching, same_value
+from rewards._schemas import schema_validator
+from sandbox._records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "tool_syntax"
-VERSION = "1"
+VERSION = "2"
 
 MISSING_TOOL_PENALTY = 0.5
 WRONG_TOOL_PENALTY = 1.0
@@ -57,7 +66,8 @@ class ToolUse:
     """A tool-using response as the formula sees it.
 
     ``name`` is None when the call did not parse far enough to name a tool. ``valid`` says whether
-    the call parsed, names a listed tool and has arguments that fit that tool's input schema.
+    the call parsed, names a listed tool, has arguments that fit that tool's input schema and, where
+    the ideal call gives acceptable values, passes the BFCL checker against them.
     """
 
     name: str | None
@@ -101,6 +111,7 @@ class _Judged:
     use: ToolUse
     ideal: IdealCall | None
     unknowable: str | None
+    argument_failure: str | None = None  # why a schema-valid call failed the ideal call's values
 
     @property
     def scorable(self) -> bool:
@@ -121,7 +132,7 @@ def tool_syntax_reward(trace: Trace, task: Task) -> Reward:
     if unknowable:
         return _reward(None, components, per_step, "cannot tell whether a call is valid: " + unknowable[0])
     value = math.fsum(score for score in per_step if score is not None)
-    return _reward(value, components, per_step, _summary(components))
+    return _reward(value, components, per_step, _summary(components, judged))
 
 
 def _uses_tool(step: Step) -> bool:
@@ -155,32 +166,57 @@ def _reward(
 
 
 def _judge(steps: Sequence[Step], trace: Trace, ideals: Sequence[IdealCall]) -> list[_Judged]:
-    """Judge each tool-using step in order; a valid call uses up the ideal call it matched."""
-    left = list(ideals)
+    """Pair valid calls with ideal calls (a maximum matching), then judge every step (module doc)."""
+    seen = [_tool_use(step, trace) for step in steps]
+    failures: dict[tuple[int, int], str | None] = {}  # each step against each ideal call, checked once
+
+    def failure(i: int, j: int) -> str | None:
+        if (i, j) not in failures:
+            failures[i, j] = _argument_failure(steps[i], ideals[j], trace)
+        return failures[i, j]
+
+    def fits(i: int, j: int) -> bool:
+        use, unknowable = seen[i]
+        return use.valid and unknowable is None and failure(i, j) is None
+
+    pairs = maximum_matching(len(steps), len(ideals), fits)
+    owner = {j: i for i, j in pairs.items()}
     judged: list[_Judged] = []
-    for step in steps:
-        use, unknowable = _tool_use(step, trace)
-        ideal = _pick_ideal(step.call, use, left)
-        if ideal is not None and use.valid:
-            left.remove(ideal)  # equal ideal calls are interchangeable: one goes
-        judged.append(_Judged(step, use, ideal, unknowable))
+    for i, step in enumerate(steps):
+        use, unknowable = seen[i]
+        if i in pairs:
+            judged.append(_Judged(step, use, ideals[pairs[i]], unknowable))
+            continue
+        # not yet used up at this step: unpaired, or paired with a later step
+        still_open = [
+            j for j, ideal in enumerate(ideals) if ideal.name == use.name and owner.get(j, i + 1) > i
+        ]
+        ideal = ideals[still_open[0]] if still_open else None
+        failed = failure(i, still_open[0]) if use.valid and ideal is not None else None
+        use = ToolUse(name=use.name, valid=use.valid and failed is None)
+        judged.append(_Judged(step, use, ideal, unknowable, failed))
     return judged
 
 
-def _pick_ideal(call: ToolCall | None, use: ToolUse, left: Sequence[IdealCall]) -> IdealCall | None:
-    """The first ideal call of the same tool, preferring one whose argument values match."""
-    same_tool = [ideal for ideal in left if use.name is not None and ideal.name == use.name]
-    if call is not None:
-        fitting = [ideal for ideal in same_tool if arguments_match(call.arguments, ideal)]
-        same_tool = fitting or same_tool
-    return same_tool[0] if same_tool else None
+def _argument_failure(step: Step, ideal: IdealCall | None, trace: Trace) -> str | None:
+    """Why the step's call fails the ideal call (None when it passes). Without acceptable values only
+    the tool's name counts."""
+    call = step.call
+    if call is None or ideal is None or call.name != ideal.name:
+        return "not the ideal call's tool"
+    if not ideal.arguments:
+        return None
+    spec = trace.tool(call.name)
+    verdict = check_call(call.name, call.arguments, ideal, spec.input_schema if spec else None)
+    return None if verdict.ok else verdict.reason
 
 
 def arguments_match(arguments: dict[str, Any], ideal: IdealCall) -> bool:
     """Whether every argument the ideal call constrains holds one of its acceptable values.
 
-    An argument missing from the call matches when ``""`` is acceptable (BFCL's "optional" mark).
-    Booleans are told apart from numbers (``True`` is not ``1``).
+    Values only, no schema (the full check is :func:`rewards._bfcl.check_call`). An argument missing
+    from the call matches when ``""`` is acceptable (BFCL's "optional" mark). Values compare as BFCL
+    compares them: strings normalised, booleans told apart from numbers (``True`` is not ``1``).
     """
     return all(_argument_matches(arguments, name, acceptable) for name, acceptable in ideal.arguments.items())
 
@@ -188,13 +224,7 @@ def arguments_match(arguments: dict[str, Any], ideal: IdealCall) -> bool:
 def _argument_matches(arguments: dict[str, Any], name: str, acceptable: list[Any]) -> bool:
     if name not in arguments:
         return OPTIONAL_ARGUMENT in acceptable
-    return any(_same_value(arguments[name], value) for value in acceptable)
-
-
-def _same_value(given: Any, expected: Any) -> bool:
-    if isinstance(given, bool) or isinstance(expected, bool):
-        return given is expected
-    return bool(given == expected)
+    return any(same_value(arguments[name], value) for value in acceptable)
 
 
 # --------------------------------------------------------------------------- validity
@@ -217,12 +247,9 @@ def _tool_use(step: Step, trace: Trace) -> tuple[ToolUse, str | None]:
 
 def _arguments_fit(schema: dict[str, Any], arguments: dict[str, Any]) -> bool | str:
     """Whether the arguments validate against the schema; a string says why the schema is unusable."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return exc.message
-    # An empty registry: a remote $ref is unusable, never fetched (a reward does no I/O).
-    validator = Draft202012Validator(schema, registry=referencing.Registry())
+    validator = schema_validator(schema)  # compiled once per schema (checking it costs ~1 ms)
+    if isinstance(validator, str):
+        return validator
     try:
         return validator.is_valid(arguments)
     except referencing.exceptions.Unresolvable as exc:
@@ -240,18 +267,18 @@ def _components(judged: Sequence[_Judged], task: Task) -> dict[str, float]:
         "valid_calls": float(sum(item.use.valid for item in judged)),
         "ideal_tool_calls": float(len(ideal_tool)),
         "missing_ideal_calls": float(len(task.ideal_calls) - len(valid_ideal)),
-        "ideal_args_matched": float(sum(_args_fit_ideal(item) for item in valid_ideal)),
+        "bfcl_matched": float(len(valid_ideal)),
+        "bfcl_argument_failures": float(sum(item.argument_failure is not None for item in judged)),
     }
 
 
-def _args_fit_ideal(item: _Judged) -> bool:
-    call, ideal = item.step.call, item.ideal
-    return ideal is not None and call is not None and arguments_match(call.arguments, ideal)
-
-
-def _summary(components: dict[str, float]) -> str:
-    return (
+def _summary(components: dict[str, float], judged: Sequence[_Judged]) -> str:
+    summary = (
         f"{components['steps_scored']:.0f} tool-using steps: {components['ideal_tool_calls']:.0f} of an "
         f"ideal tool, {components['valid_calls']:.0f} valid; {components['missing_ideal_calls']:.0f} ideal "
         f"calls never made validly"
     )
+    failed = next((item for item in judged if item.argument_failure is not None), None)
+    if failed is not None and failed.step.call is not None:
+        summary += f"; step {failed.step.index} {failed.step.call.name}: {failed.argument_failure}"
+    return summary

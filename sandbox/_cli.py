@@ -2,6 +2,9 @@
 
 sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf] [--mode constrained|free] --out traces.jsonl
 sandbox show  traces.jsonl [--trace ID | --index N]
+sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
+sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
+sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 """
 
 from __future__ import annotations
@@ -205,6 +208,67 @@ def loss_table(results: list[TraceLoss]) -> Table:
             f"{len(scored)}/{len(results)} scored",
         )
     return table
+
+
+@app.command()
+def view(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file, or a run directory of them.")],
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="HTML file to write (default: beside the traces).")
+    ] = None,
+    reward: Annotated[
+        str | None, typer.Option(help="Rank and colour by this reward (default: the sum of all rewards).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report: overview, filters, every trace, best vs worst per task."""
+    from sandbox._view import write_report
+
+    report = write_report(traces, out, reward=reward)
+    for note in report.skipped:
+        console.print(f"skipped {note}", highlight=False, markup=False)
+    console.print(
+        f"wrote {report.path} ({report.traces} traces, {report.tasks} tasks, {report.bytes / 1e6:.1f} MB)",
+        highlight=False,
+        markup=False,
+    )
+
+
+import_app = typer.Typer(no_args_is_help=True, help="Turn other benchmarks' files into tasks and servers.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("bfcl")
+def import_bfcl(
+    questions: Annotated[Path, typer.Argument(help="BFCL question file (JSON lines).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Task JSONL file to write.")],
+    answers: Annotated[
+        Path | None, typer.Option(help="BFCL possible-answer file (JSON lines) for the ideal calls.")
+    ] = None,
+) -> None:
+    """BFCL questions as tasks, their functions as MCP servers (<out>.mcp.json), answers as ideal calls."""
+    from sandbox._bfcl_import import import_bfcl as run_import
+
+    report = run_import(questions, answers, out)
+    for line in report.summary():
+        console.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def score(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the re-scored traces (JSONL).")],
+    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
+) -> None:
+    """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
+    from sandbox._run import select_rewards
+    from sandbox._score import score_file, summary_table
+
+    # A judge model's rewards (--judge MODEL.gguf) join this mapping; score_file takes any reward.
+    chosen = select_rewards(rewards)
+    summary = score_file(traces, out, chosen, overwrite=overwrite)
+    console.print(summary_table(summary))
+    console.print(f"wrote {summary.traces} trace(s) to {out}", highlight=False, markup=False)
 
 
 @app.command()

@@ -42,7 +42,7 @@ class IdealCall(_Record):
     arguments: dict[str, list[Any]] = Field(default_factory=dict)
 
 
-AnswerMatch = Literal["exact", "contains", "number"]
+AnswerMatch = Literal["exact", "contains", "number", "math"]
 
 
 class Task(_Record):

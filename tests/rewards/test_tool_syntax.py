@@ -60,9 +60,10 @@ def test_a_valid_ideal_call_then_an_answer() -> None:
         "valid_calls": 1.0,
         "ideal_tool_calls": 1.0,
         "missing_ideal_calls": 0.0,
-        "ideal_args_matched": 1.0,
+        "bfcl_matched": 1.0,
+        "bfcl_argument_failures": 0.0,
     }
-    assert (reward.name, reward.version) == ("tool_syntax", "1")
+    assert (reward.name, reward.version) == ("tool_syntax", "2")
 
 
 def test_arguments_that_break_the_schema_make_the_call_invalid() -> None:
@@ -138,7 +139,7 @@ def test_ideal_calls_of_one_tool_are_matched_by_their_argument_values() -> None:
     steps = [call(0, "get_weather", {"city": "Oslo"}), call(1, "get_weather", PARIS)]
     reward = tool_syntax_reward(trace(the_task, steps), the_task)
     assert reward.value == pytest.approx(1.6)
-    assert reward.components["ideal_args_matched"] == 2.0
+    assert reward.components["bfcl_matched"] == 2.0
     assert reward.components["missing_ideal_calls"] == 0.0
 
 
@@ -148,11 +149,14 @@ def test_the_same_ideal_call_twice_wants_two_calls() -> None:
     assert tool_syntax_reward(trace(the_task, steps), the_task).per_step == [0.8, 0.8, -1.0]
 
 
-def test_argument_values_are_reported_but_do_not_change_the_value() -> None:
+def test_argument_values_outside_the_acceptable_ones_make_the_call_invalid() -> None:
+    # Version 1 only reported argument values; version 2 counts them towards validity.
     the_task = task(ideal=[WEATHER])
     reward = tool_syntax_reward(trace(the_task, [call(0, "get_weather", {"city": "Rome"})]), the_task)
-    assert reward.value == 0.8
-    assert reward.components["ideal_args_matched"] == 0.0
+    assert reward.value == -0.5
+    assert reward.components["bfcl_matched"] == 0.0
+    assert reward.components["bfcl_argument_failures"] == 1.0
+    assert "step 0 get_weather: parameter 'city': 'Rome' is not among ['Paris']" in reward.reason
 
 
 @pytest.mark.parametrize("tool", ["bad_schema", "remote_ref"])

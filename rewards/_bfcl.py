@@ -1,0 +1,413 @@
+"""Tool calls checked argument by argument, the way the Berkeley Function Calling Leaderboard does.
+
+BFCL's abstract-syntax-tree checker gives each parameter of an ideal call a list of acceptable values
+(the task records' ``IdealCall`` convention) and judges a call by these rules, which
+:func:`check_call` applies to one call and one ideal call, against the tool's JSON input schema:
+
+1. The call names the ideal call's tool, and that tool was offered (its schema is known).
+2. Every parameter the schema requires is present.
+3. Every parameter the call gives is in the schema's ``properties``.
+4. Each given value has the schema's type exactly: a bool is not an integer or a number, ``"3"`` is
+   not a number, ``3.0`` is not an integer; the one leniency is an integer given for a ``number``
+   (BFCL's ``float``). Array items and object properties are checked the same way, all the way down.
+   A parameter with no ``type`` (BFCL's ``any``), or a type this checker does not know, takes any value.
+5. Each given value is among the acceptable values of the ideal call:
+   - strings compare after lower-casing, removing spaces and ``, . / - _ * ^``, and reading ``'`` as
+     ``"`` (:func:`normalize_string`), so ``"New York, NY"`` is ``"new york ny"``;
+   - lists compare element by element, in order, with the same rules;
+   - dicts compare one level down: an acceptable dict maps each key to the list of that key's
+     acceptable values; every key the call gives must be there with an acceptable value, and a key
+     the call leaves out must list ``""``;
+   - numbers compare by value (``2 == 2.0``); a bool only ever equals a bool.
+6. ``""`` among a parameter's acceptable values marks it optional: the call may leave it out. Any
+   other parameter the ideal call lists must be given.
+
+One departure: a parameter the ideal call does not list at all is not checked for its value (the
+task records' convention, so a hand-written task can constrain only what matters). BFCL instead
+rejects it as unexpected; ``strict=True`` does the same. ``sandbox import bfcl`` lists every
+parameter of each schema in its ideal calls (``[""]`` for those BFCL's answer leaves out), so on
+imported tasks the two agree.
+
+Several calls against several ideal calls (BFCL's "parallel" categories; here, the tool-using steps
+of one episode) must match one to one, in any order: :func:`match_calls` finds a maximum bipartite
+matching between calls and the ideal calls they pass, with augmenting paths (Kuhn's algorithm,
+:func:`maximum_matching`). The graph is a few dozen calls at most and its edges are pass/fail, with
+no weights, so a maximum matching is the optimal assignment; 20 lines do it, where SciPy's
+``linear_sum_assignment`` would add a large dependency for no gain.
+BFCL's own checker matches greedily: each ideal call in turn takes the first remaining call that
+passes it. That fails a correct answer when a looser ideal call takes the call a stricter one
+needed, which depends on the order the calls come in: ideal calls ``f(x in [1, 2])`` and
+``f(x in [1])`` against calls ``f(x=1), f(x=2)`` fail greedily and pass here; the same calls in the
+other order pass both.
+
+"Irrelevance": a task with no ideal call is answered right by making no call (:func:`bfcl_reward`).
+
+Not covered: BFCL's Java and JavaScript type names; JSON Schema keywords other than ``type``,
+``properties``, ``items`` and ``required`` (``enum``, ``minimum``...), which the schema validator of
+the tool-syntax reward checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox._records import IdealCall, Reward, Step, Task, Trace
+
+NAME = "bfcl"
+VERSION = "1"
+
+# An empty string among the acceptable values means the parameter may be left out.
+OPTIONAL = ""
+
+_DROPPED = str.maketrans("", "", " ,./-_*^")
+_SHOWN_CHARS = 60
+
+
+def normalize_string(text: str) -> str:
+    """BFCL's string form: lower case, no spaces or ``, . / - _ * ^``, ``'`` read as ``"``."""
+    return text.lower().translate(_DROPPED).replace("'", '"')
+
+
+@dataclass(frozen=True)
+class CallCheck:
+    """One call judged against one ideal call: ``ok``, and when not, which parameter failed and why."""
+
+    ok: bool
+    reason: str = ""
+    parameter: str | None = None
+
+
+_PASS = CallCheck(ok=True)
+
+
+def _fail(reason: str, parameter: str | None = None) -> CallCheck:
+    return CallCheck(ok=False, reason=reason, parameter=parameter)
+
+
+def check_call(
+    name: str,
+    arguments: Mapping[str, Any],
+    ideal: IdealCall,
+    schema: Mapping[str, Any] | None,
+    *,
+    strict: bool = False,
+) -> CallCheck:
+    """Judge a call of tool ``name`` with ``arguments`` against ``ideal`` (module doc, rules 1-6).
+
+    ``schema`` is the tool's JSON input schema (None: the tool was not offered). ``strict`` rejects a
+    given parameter the ideal call does not list, as BFCL does. Never raises on any JSON values.
+    """
+    if name != ideal.name:
+        return _fail(f"called {name!r}, not {ideal.name!r}")
+    if not isinstance(schema, Mapping):
+        return _fail(f"tool {name!r} was not offered")
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, Mapping) else {}
+    required = schema.get("required")
+    for parameter in required if isinstance(required, list) else []:
+        if isinstance(parameter, str) and parameter not in arguments:
+            return _fail(f"required parameter {parameter!r} is missing", parameter)
+    for parameter, value in arguments.items():
+        verdict = _check_given(parameter, value, properties, ideal.arguments, strict)
+        if not verdict.ok:
+            return verdict
+    for parameter, acceptable in ideal.arguments.items():
+        if parameter not in arguments and OPTIONAL not in acceptable:
+            return _fail(f"parameter {parameter!r} is missing and not optional", parameter)
+    return _PASS
+
+
+def _check_given(
+    parameter: str,
+    value: Any,
+    properties: Mapping[str, Any],
+    acceptable: Mapping[str, list[Any]],
+    strict: bool,
+) -> CallCheck:
+    if parameter not in properties:
+        return _fail(f"parameter {parameter!r} is not in the tool's schema", parameter)
+    wrong_type = _type_error(value, properties[parameter])
+    if wrong_type is not None:
+        return _fail(f"parameter {parameter!r}: {wrong_type}", parameter)
+    if parameter not in acceptable:
+        if strict:
+            return _fail(f"parameter {parameter!r} is not expected", parameter)
+        return _PASS
+    options = acceptable[parameter]
+    if any(same_value(value, option) for option in options):
+        return _PASS
+    return _fail(f"parameter {parameter!r}: {_show(value)} is not among {_show(options)}", parameter)
+
+
+# --------------------------------------------------------------------------- types
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)  # an int for a float: allowed
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda value: isinstance(value, str),
+    "integer": _is_integer,
+    "number": _is_number,
+    "boolean": lambda value: isinstance(value, bool),
+    "array": lambda value: isinstance(value, list),
+    "object": lambda value: isinstance(value, dict),
+    "null": lambda value: value is None,
+}
+
+
+def _type_error(value: Any, schema: Any) -> str | None:
+    """Why ``value`` does not have the schema's exact type (None when it does), items and properties
+    included."""
+    if not isinstance(schema, Mapping):
+        return None
+    declared = schema.get("type")
+    names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+    known = [name for name in names if isinstance(name, str) and name in _TYPE_TESTS]
+    if known and not any(_TYPE_TESTS[name](value) for name in known):
+        return f"{_show(value)} is {_json_type(value)}, expected {' or '.join(known)}"
+    if isinstance(value, list):
+        return _items_error(value, schema.get("items"))
+    if isinstance(value, dict):
+        return _properties_error(value, schema.get("properties"))
+    return None
+
+
+def _items_error(values: list[Any], items: Any) -> str | None:
+    for index, item in enumerate(values):
+        error = _type_error(item, items)
+        if error is not None:
+            return f"item {index}: {error}"
+    return None
+
+
+def _properties_error(values: dict[str, Any], properties: Any) -> str | None:
+    if not isinstance(properties, Mapping):
+        return None
+    for key, item in values.items():
+        error = _type_error(item, properties.get(key))
+        if error is not None:
+            return f"key {key!r}: {error}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
+        if _TYPE_TESTS[name](value):
+            return name
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- values
+
+
+def same_value(given: Any, expected: Any) -> bool:
+    """Whether one given value equals one acceptable value, under BFCL's comparison rules (rule 5)."""
+    if isinstance(given, str):
+        return isinstance(expected, str) and normalize_string(given) == normalize_string(expected)
+    if isinstance(given, bool) or isinstance(expected, bool):
+        return isinstance(given, bool) and isinstance(expected, bool) and given == expected
+    if _is_number(given):
+        return _is_number(expected) and given == expected
+    if isinstance(given, list):
+        return (
+            isinstance(expected, list)
+            and len(given) == len(expected)
+            and all(same_value(item, want) for item, want in zip(given, expected, strict=True))
+        )
+    if isinstance(given, dict):
+        return isinstance(expected, dict) and _dict_matches(given, expected)
+    return given is None and expected is None
+
+
+def _dict_matches(given: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """One level down: each given key holds one of the key's acceptable values; an absent key must
+    be optional. An acceptable value that is not a list stands for itself."""
+    for key, value in given.items():
+        if key not in expected or not _acceptable(value, expected[key]):
+            return False
+    return all(_optional(expected[key]) for key in expected if key not in given)
+
+
+def _acceptable(value: Any, options: Any) -> bool:
+    if isinstance(options, list):
+        # A list of acceptable values, or (for a list-valued key) the one acceptable list itself.
+        return any(same_value(value, option) for option in options) or same_value(value, options)
+    return same_value(value, options)
+
+
+def _optional(options: Any) -> bool:
+    return options == OPTIONAL or (isinstance(options, list) and OPTIONAL in options)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def maximum_matching(left: int, right: int, fits: Callable[[int, int], bool]) -> dict[int, int]:
+    """A maximum matching of a bipartite graph, as ``{left: right}``; ``fits(i, j)`` says whether
+    ``i`` and ``j`` may pair.
+
+    Kuhn's augmenting paths, left vertices in order, right ones tried in order, so the result is
+    deterministic, and a left vertex once matched stays matched: of all maximum matchings, the
+    matched left vertices are the earliest ones possible. O(left x edges), for a few dozen calls.
+    """
+    edges = [[j for j in range(right) if fits(i, j)] for i in range(left)]
+    owner: dict[int, int] = {}  # right -> left
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in edges[i]:
+            if j in seen:
+                continue
+            seen.add(j)
+            if j not in owner or augment(owner[j], seen):
+                owner[j] = i
+                return True
+        return False
+
+    for i in range(left):
+        augment(i, set())
+    return {i: j for j, i in owner.items()}
+
+
+@dataclass(frozen=True)
+class CallAttempt:
+    """A call as the matcher sees it: a name and arguments, or why it could not be read."""
+
+    name: str | None
+    arguments: Mapping[str, Any]
+    broken: str | None = None
+    label: str = ""  # how a reason names it ("step 3"); "call N" when empty
+
+    def named(self, position: int) -> str:
+        return self.label or f"call {position}"
+
+
+@dataclass(frozen=True)
+class CallMatching:
+    """Calls paired one to one with ideal calls (``pairs``: call index -> ideal call index). ``ok``
+    when every call and every ideal call is paired; ``reason`` names the first mismatch."""
+
+    pairs: dict[int, int]
+    unmatched_calls: tuple[int, ...]
+    unmatched_ideals: tuple[int, ...]
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.unmatched_calls and not self.unmatched_ideals
+
+
+def match_calls(
+    calls: Sequence[CallAttempt],
+    ideals: Sequence[IdealCall],
+    schemas: Mapping[str, Mapping[str, Any]],
+    *,
+    strict: bool = False,
+) -> CallMatching:
+    """Pair ``calls`` with ``ideals`` one to one, in any order, each pair passing :func:`check_call`
+    (``schemas``: input schema by tool name)."""
+
+    def check(i: int, j: int) -> CallCheck:
+        call = calls[i]
+        if call.broken is not None or call.name is None:
+            return _fail(f"the call did not parse ({call.broken or 'no tool name'})")
+        return check_call(call.name, call.arguments, ideals[j], schemas.get(call.name), strict=strict)
+
+    pairs = maximum_matching(len(calls), len(ideals), lambda i, j: check(i, j).ok)
+    free_calls = tuple(i for i in range(len(calls)) if i not in pairs)
+    taken = set(pairs.values())
+    free_ideals = tuple(j for j in range(len(ideals)) if j not in taken)
+    reason = _mismatch(calls, ideals, free_calls, free_ideals, check)
+    return CallMatching(pairs, free_calls, free_ideals, reason)
+
+
+def _mismatch(
+    calls: Sequence[CallAttempt],
+    ideals: Sequence[IdealCall],
+    free_calls: tuple[int, ...],
+    free_ideals: tuple[int, ...],
+    check: Callable[[int, int], CallCheck],
+) -> str:
+    """The first unmatched ideal call and why the likeliest call fails it; else the first extra call."""
+    if free_ideals:
+        j = free_ideals[0]
+        wanted = ideals[j].name
+        tried = [i for i in free_calls if calls[i].name == wanted] or list(free_calls)
+        if not tried:
+            return f"ideal call {j} ({wanted}) has no call left to match it"
+        first = tried[0]
+        why = check(first, j).reason
+        return f"ideal call {j} ({wanted}) is unmatched; {calls[first].named(first)}: {why}"
+    if free_calls:
+        i = free_calls[0]
+        return f"{calls[i].named(i)} ({calls[i].name or 'unparsed'}) matches no ideal call"
+    return ""
+
+
+# --------------------------------------------------------------------------- the reward
+
+
+def bfcl_reward(trace: Trace, task: Task) -> Reward:
+    """BFCL's AST accuracy as a reward: 1.0 when the episode's tool calls match the task's ideal
+    calls one to one (in any order), or, when the task has no ideal call, when it made no call;
+    else 0.0. Every tool-using step is a call (a broken one never matches; a repeat is an extra
+    call). ``per_step``: 1.0 for a matched call, 0.0 for an unmatched one. The reason names the
+    first mismatch."""
+    positions = [index for index, step in enumerate(trace.steps) if _uses_tool(step)]
+    per_step: list[float | None] = [None] * len(trace.steps)
+    ideals = task.ideal_calls
+    if not ideals:
+        for index in positions:
+            per_step[index] = 0.0
+        if not positions:
+            return _reward(1.0, per_step, 0, 0, 0, "no tool fits and none was called")
+        step = trace.steps[positions[0]]
+        called = step.call.name if step.call else "a tool"
+        reason = f"no tool fits, yet step {step.index} called {called} (irrelevance: no call is right)"
+        return _reward(0.0, per_step, 0, 0, len(positions), reason)
+    schemas = {spec.name: spec.input_schema for spec in trace.tools}
+    matching = match_calls([_attempt(trace.steps[index]) for index in positions], ideals, schemas)
+    for number, index in enumerate(positions):
+        per_step[index] = 1.0 if number in matching.pairs else 0.0
+    counts = (len(matching.pairs), len(matching.unmatched_ideals), len(matching.unmatched_calls))
+    if matching.ok:
+        return _reward(1.0, per_step, *counts, f"all {len(ideals)} ideal call(s) matched one to one")
+    return _reward(0.0, per_step, *counts, matching.reason)
+
+
+def _uses_tool(step: Step) -> bool:
+    return step.action in ("tool_call", "broken_call")
+
+
+def _attempt(step: Step) -> CallAttempt:
+    """A tool-using step as the matcher sees it (a broken call never matches)."""
+    call, label = step.call, f"step {step.index}"
+    if step.action != "tool_call" or call is None:
+        name, arguments = (call.name, call.arguments) if call else (None, {})
+        return CallAttempt(name, arguments, broken=step.parse_error or "unparsed", label=label)
+    return CallAttempt(call.name, call.arguments, label=label)
+
+
+def _reward(
+    value: float, per_step: list[float | None], matched: int, missing: int, extra: int, reason: str
+) -> Reward:
+    components = {
+        "matched": float(matched),
+        "unmatched_ideal": float(missing),
+        "unmatched_calls": float(extra),
+    }
+    return Reward(
+        name=NAME, version=VERSION, value=value, components=components, per_step=per_step, reason=reason
+    )
