@@ -71,6 +71,9 @@ def run(
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
+    judge: Annotated[
+        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+    ] = None,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
     from sandbox._run import RunOptions, run_tasks
@@ -84,6 +87,7 @@ def run(
         model=model,
         mode=mode,  # type: ignore[arg-type]
         rewards=rewards,
+        judge=judge,
         max_steps=max_steps,
         max_tokens=max_tokens,
         token_budget=token_budget,
@@ -259,13 +263,15 @@ def score(
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the re-scored traces (JSONL).")],
     rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
+    judge: Annotated[
+        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+    ] = None,
 ) -> None:
     """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
     from sandbox._run import select_rewards
     from sandbox._score import score_file, summary_table
 
-    # A judge model's rewards (--judge MODEL.gguf) join this mapping; score_file takes any reward.
-    chosen = select_rewards(rewards)
+    chosen = select_rewards(rewards, judge)
     summary = score_file(traces, out, chosen, overwrite=overwrite)
     console.print(summary_table(summary))
     console.print(f"wrote {summary.traces} trace(s) to {out}", highlight=False, markup=False)

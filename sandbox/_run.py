@@ -28,6 +28,7 @@ class RunOptions:
     model: Path | None = None
     mode: Literal["constrained", "free"] = "constrained"
     rewards: str = "all"
+    judge: Path | None = None
     max_steps: int = 6
     max_tokens: int = 384
     token_budget: int = 2048
@@ -61,7 +62,7 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
             f"tasks name server(s) {unknown} that {options.servers} does not configure "
             f"(configured: {sorted(config)})"
         )
-    rewards = select_rewards(options.rewards)
+    rewards = select_rewards(options.rewards, options.judge)
     model = LlamaModel(
         options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
     )
@@ -84,13 +85,24 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     return traces
 
 
-def select_rewards(spec: str) -> dict[str, RewardFn]:
-    """The rewards named in ``spec`` ("all", or comma-separated names), in that order."""
+def select_rewards(spec: str, judge: Path | None = None) -> dict[str, RewardFn]:
+    """The rewards named in ``spec`` ("all", or comma-separated names), in that order.
+
+    With ``judge`` (a GGUF file), the judge PRM's rewards (``cot_judge``, ``process_judge``) join
+    the registered ones; "all" then includes them.
+    """
     available = available_rewards()
+    if judge is not None:
+        from rewards import make_judge_rewards
+
+        available.update(make_judge_rewards(judge))
     if spec.strip() in ("all", ""):
         return dict(sorted(available.items()))
     names = [name.strip() for name in spec.split(",") if name.strip()]
     unknown = [name for name in names if name not in available]
     if unknown:
-        raise ConfigError(f"unknown reward(s) {unknown}; available: {sorted(available)}")
+        hint = (
+            " (judge rewards need --judge MODEL.gguf)" if any(n.endswith("_judge") for n in unknown) else ""
+        )
+        raise ConfigError(f"unknown reward(s) {unknown}; available: {sorted(available)}{hint}")
     return {name: available[name] for name in names}

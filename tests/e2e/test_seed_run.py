@@ -52,7 +52,7 @@ def test_run_writes_one_scored_trace_per_task(
         assert trace.model.name and len(trace.model.sha256) == 64
         assert trace.stop_reason in ("answer", "max_steps", "token_budget", "context_full")
         assert 1 <= len(trace.steps) <= 3
-        assert REWARDS <= set(trace.rewards)
+        assert set(trace.rewards) >= REWARDS
         for reward in trace.rewards.values():
             assert reward.version and (reward.value is not None or reward.reason)
         assert trace.messages[0].role == "system" and trace.messages[1].content == tasks[trace.task_id].prompt

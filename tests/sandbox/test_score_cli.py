@@ -98,3 +98,27 @@ def test_the_output_is_never_the_input_nor_replaced_silently(
     done = sandbox_cli("score", str(run_file), "--rewards", "outcome", "-o", str(out), "--overwrite")
     assert done.returncode == 0, done.stderr
     assert len(read_traces(out)) == 1
+
+
+def test_a_judge_model_adds_its_rewards(sandbox_cli: Cli, run_file: Path, tmp_path: Path) -> None:
+    from sandbox._models import default_model_path
+
+    out = tmp_path / "judged.jsonl"
+    done = sandbox_cli(
+        "score",
+        str(run_file),
+        "--rewards",
+        "cot_judge,process_judge",
+        "--judge",
+        str(default_model_path()),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    (trace,) = read_traces(out)
+    for name in ("cot_judge", "process_judge"):
+        reward = trace.rewards[name]
+        assert "judge-1" in reward.version
+        assert reward.value is not None or reward.reason
+    refused = sandbox_cli("score", str(run_file), "--rewards", "cot_judge", "-o", str(tmp_path / "x.jsonl"))
+    assert refused.returncode == 2 and "--judge" in _one_line_error(refused)
