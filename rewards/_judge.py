@@ -36,6 +36,7 @@ import numpy as np
 from rewards._cot import make_cot_reward
 from rewards._process import make_process_reward
 from rewards._types import RewardFn
+from sandbox._decode import common_prefix, decode
 from sandbox._errors import ModelFileError, SandboxError
 from sandbox._records import Attributes, Step, Task, Trace, dumps
 
@@ -205,32 +206,15 @@ class JudgePRM:
                 f"judge prompt of {len(tokens)} tokens exceeds the judge's context of {self._llm.n_ctx()}; "
                 "load the judge with a larger n_ctx"
             )
-        llama_cpp = _llama_cpp()
-        ctx = self._llm._ctx.ctx
-        keep = min(_common_prefix(self._cached, tokens), len(tokens) - 1)
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), 0, keep, -1)
-        self._cached = list(tokens[:keep])
-        batch_size = self._llm.n_batch
-        batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
+        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1)
+        last: list[np.ndarray] = []
         try:
-            for start in range(keep, len(tokens), batch_size):
-                chunk = range(start, min(start + batch_size, len(tokens)))
-                for slot, position in enumerate(chunk):
-                    batch.token[slot] = tokens[position]
-                    batch.pos[slot] = position
-                    batch.n_seq_id[slot] = 1
-                    batch.seq_id[slot][0] = 0
-                    batch.logits[slot] = position == len(tokens) - 1
-                batch.n_tokens = len(chunk)
-                status = llama_cpp.llama_decode(ctx, batch)
-                if status != 0:
-                    raise RuntimeError(f"llama_decode failed with status {status}")
-                self._cached += [tokens[position] for position in chunk]
-            last = (len(tokens) - 1 - keep) % batch_size
-            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, last), (self._llm.n_vocab(),))
-            return row.copy()
-        finally:
-            llama_cpp.llama_batch_free(batch)
+            decode(self._llm, tokens, keep, {len(tokens) - 1}, lambda _, row: last.append(row.copy()))
+        except BaseException:
+            self._cached = []  # the cache holds an unknown part of this sequence
+            raise
+        self._cached = list(tokens)
+        return last[0]
 
 
 def make_judge_rewards(model_path: str | Path) -> dict[str, RewardFn]:
@@ -285,17 +269,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-def _llama_cpp() -> Any:
-    import llama_cpp
-
-    return llama_cpp

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sandbox._models import LlamaModel, _common_prefix
+from sandbox._decode import common_prefix, decode
+from sandbox._models import LlamaModel
 from sandbox._records import Message, Trace
 
 
@@ -135,36 +136,14 @@ class TraceScorer:
         """log p(tokens[t] | tokens[:t]) for each t in ``targets``, and how many tokens were evaluated."""
         # Keep what the cache shares with this sequence, but never past the first logit we need:
         # logits of cached positions are gone.
-        keep = min(_common_prefix(self._cached, tokens), targets[0] - 1, len(tokens) - 1)
-        llm = self.model._llm
-        llama_cpp = _llama_cpp()
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, keep, -1)
+        keep = min(common_prefix(self._cached, tokens), targets[0] - 1, len(tokens) - 1)
         wanted = {t - 1: t for t in targets}  # logits at position p predict token p + 1
-        n_vocab = llm.n_vocab()
         found: dict[int, float] = {}
-        batch_size = llm.n_batch
-        batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
-        try:
-            for start in range(keep, len(tokens), batch_size):
-                chunk = range(start, min(start + batch_size, len(tokens)))
-                for slot, position in enumerate(chunk):
-                    batch.token[slot] = tokens[position]
-                    batch.pos[slot] = position
-                    batch.n_seq_id[slot] = 1
-                    batch.seq_id[slot][0] = 0
-                    batch.logits[slot] = position in wanted
-                batch.n_tokens = len(chunk)
-                status = llama_cpp.llama_decode(llm._ctx.ctx, batch)
-                if status != 0:
-                    raise RuntimeError(f"llama_decode failed with status {status}")
-                for slot, position in enumerate(chunk):
-                    if position in wanted:
-                        row = np.ctypeslib.as_array(
-                            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, slot), (n_vocab,)
-                        )
-                        found[position] = _logprob(row, tokens[wanted[position]])
-        finally:
-            llama_cpp.llama_batch_free(batch)
+
+        def read(position: int, row: np.ndarray) -> None:
+            found[position] = _logprob(row, tokens[wanted[position]])
+
+        decode(self.model._llm, tokens, keep, wanted, read)
         self._cached = list(tokens)
         return [found[t - 1] for t in targets], len(tokens) - keep
 
@@ -173,9 +152,3 @@ def _logprob(logits: np.ndarray, token: int) -> float:
     row = logits.astype(np.float64)
     peak = row.max()
     return float(row[token] - peak - math.log(np.exp(row - peak).sum()))
-
-
-def _llama_cpp():  # type: ignore[no-untyped-def]
-    import llama_cpp
-
-    return llama_cpp

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from sandbox._decode import common_prefix
 from sandbox._errors import ContextFullError, ModelFileError
 from sandbox._grammar_sampler import LazyGrammar
 from sandbox._records import Message, ModelInfo, Sampling, Usage
@@ -101,14 +102,6 @@ def file_sha256(path: str | Path) -> str:
 
 def _raise_template_error(message: str) -> None:
     raise ValueError(f"chat template: {message}")
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 # --------------------------------------------------------------------------- llama.cpp
@@ -263,7 +256,7 @@ class LlamaModel:
                 f"prompt of {len(prompt)} tokens leaves {room} of {self.n_ctx} for the reply"
             )
         cached = self._llm.input_ids[: self._llm.n_tokens].tolist()
-        reused = _common_prefix(prompt, cached)
+        reused = common_prefix(prompt, cached)
         if reused >= len(prompt):  # llama.cpp re-evaluates the last token to refresh the logits
             reused = len(prompt) - 1
         sampling = request.sampling
