@@ -131,11 +131,11 @@ class JudgePRM:
     def step_score(self, task: Task, steps_so_far: Sequence[Step], step: Step) -> OptionScore:
         steps = [*steps_so_far, step]
         question = STEP_QUESTION.format(number=len(steps))
-        return self._ask([self._prompt(task, steps, question)], self._step_ids, (0.0, 1.0))[0]
+        return self._ask([self._segments(task, steps, question)], self._step_ids, (0.0, 1.0))[0]
 
     def attribute_scores(self, trace: Trace, task: Task) -> dict[str, OptionScore]:
         prompts = [
-            self._prompt(task, trace.steps, f"{question} {ATTRIBUTE_SCALE}")
+            self._segments(task, trace.steps, f"{question} {ATTRIBUTE_SCALE}")
             for question in ATTRIBUTE_QUESTIONS.values()
         ]
         values = tuple(index / (len(ATTRIBUTE_OPTIONS) - 1) for index in range(len(ATTRIBUTE_OPTIONS)))
@@ -175,19 +175,36 @@ class JudgePRM:
         return ids
 
     def _prompt(self, task: Task, steps: Sequence[Step], question: str) -> str:
+        return "".join(self._segments(task, steps, question))
+
+    def _segments(self, task: Task, steps: Sequence[Step], question: str) -> tuple[str, str, str]:
+        """The prompt as (template before, the task and transcript, template after).
+
+        The middle part came from a model, a tool or a task file: it is tokenized as plain text, so
+        a literal ``<|im_end|>`` in a trace cannot become the model's control token.
+        """
         user = f"Task: {task.prompt}\n\n{_transcript(steps)}\n\n{question}"
         if self._formatter is None:
-            return f"{SYSTEM_PROMPT}\n\n{user}\n\n{SCORE_PREFIX}"
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-        return self._formatter(messages=messages).prompt + SCORE_PREFIX
+            return f"{SYSTEM_PROMPT}\n\n", user, f"\n\n{SCORE_PREFIX}"
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": _SLOT}]
+        head, _, tail = (self._formatter(messages=messages).prompt + SCORE_PREFIX).partition(_SLOT)
+        return head, user, tail
 
     def _tokens(self, prompt: str) -> list[int]:
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
 
+    def _segment_tokens(self, segments: tuple[str, str, str]) -> list[int]:
+        head, content, tail = segments
+        return (
+            self._llm.tokenize(head.encode("utf-8"), add_bos=True, special=True)
+            + self._llm.tokenize(content.encode("utf-8"), add_bos=False, special=False)
+            + self._llm.tokenize(tail.encode("utf-8"), add_bos=False, special=True)
+        )
+
     def _ask(
-        self, prompts: Sequence[str], option_ids: Sequence[int], values: Sequence[float]
+        self, prompts: Sequence[tuple[str, str, str]], option_ids: Sequence[int], values: Sequence[float]
     ) -> list[OptionScore]:
-        rows = self._run([self._tokens(prompt) for prompt in prompts])
+        rows = self._run([self._segment_tokens(prompt) for prompt in prompts])
         return [expected_score(row, option_ids, values) for row in rows]
 
     def _run(self, sequences: Sequence[list[int]]) -> list[np.ndarray]:
@@ -261,6 +278,10 @@ def _formatter(llm: Any, template: str) -> Any:
     eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
     bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
+# Stands for the user message while the template renders, so the template's own text can be cut out.
+_SLOT = "\x00judge-content\x00"
 
 
 def _sha256(path: Path) -> str:
