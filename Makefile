@@ -30,6 +30,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 	@# Debian's chromium for the HTML viewer's browser tests; installed when missing and run as root.
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } || true
+	@# bubblewrap: the python server's sandbox; it refuses to start without it.
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap; } || true
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -9,11 +9,13 @@ from sandbox._errors import (
     ConfigError,
     ContextFullError,
     ModelFileError,
+    ModelServerError,
     SandboxError,
     ServerStartError,
     TaskFileError,
     TraceFileError,
 )
+from sandbox._http_model import OpenAIModel, RetryPolicy
 from sandbox._hub import ServerConfig, ToolHub, load_config
 from sandbox._models import LlamaModel, Model, ModelRequest, ModelResponse, ScriptedModel, default_model_path
 from sandbox._records import (
@@ -52,7 +54,10 @@ __all__ = [
     "ModelInfo",
     "ModelRequest",
     "ModelResponse",
+    "ModelServerError",
+    "OpenAIModel",
     "ParsedTurn",
+    "RetryPolicy",
     "Reward",
     "SCHEMA_VERSION",
     "Sampling",

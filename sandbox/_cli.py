@@ -1,6 +1,7 @@
 """The ``sandbox`` command: a thin shell over the library. The only place that wires the rooms.
 
-sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf] [--mode constrained|free] --out traces.jsonl
+sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf | --base-url URL] [--mode constrained|free]
+              --out traces.jsonl
 sandbox show  traces.jsonl [--trace ID | --index N]
 sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
 sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
@@ -74,12 +75,41 @@ def run(
     judge: Annotated[
         Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
     ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible model server to use instead of --model, e.g. http://127.0.0.1:8080/v1."
+        ),
+    ] = None,
+    api_model: Annotated[
+        str | None, typer.Option(help="Model name on the server (default: the first it lists).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable that holds the server's API key.")
+    ] = None,
+    api_tool_calls: Annotated[
+        str, typer.Option(help="text (this project's turn format) or native (the server's tool_calls).")
+    ] = "text",
+    api_grammar: Annotated[
+        str,
+        typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off."),
+    ] = "auto",
+    api_concurrency: Annotated[int, typer.Option(help="Requests in flight to the server at once.")] = 4,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
-    from sandbox._run import RunOptions, run_tasks
+    from sandbox._run import HttpModelOptions, RunOptions, run_tasks
 
     if mode not in ("constrained", "free"):
         raise SandboxError(f"--mode must be 'constrained' or 'free', not {mode!r}")
+    if base_url is None and (api_model is not None or api_key_env is not None):
+        raise SandboxError("--api-model and --api-key-env go with --base-url")
+    if base_url is not None and model is not None:
+        raise SandboxError("--model and --base-url exclude each other: a GGUF file here, or a model server")
+    http = None
+    if base_url is not None:
+        http = HttpModelOptions(
+            base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency
+        )
     options = RunOptions(
         tasks=_task_path(tasks),
         servers=servers,
@@ -98,6 +128,7 @@ def run(
         call_timeout=call_timeout,
         only=tuple(task_id or ()),
         overwrite=overwrite,
+        http=http,
     )
     traces = anyio.run(run_tasks, options, console)
     console.print(summary_table(traces))

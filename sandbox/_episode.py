@@ -20,8 +20,8 @@ from typing import Literal, Protocol
 
 import anyio
 
-from sandbox._errors import ContextFullError
-from sandbox._models import Model, ModelRequest
+from sandbox._errors import ContextFullError, SandboxError
+from sandbox._models import Model, ModelRequest, ModelResponse
 from sandbox._records import (
     Message,
     Sampling,
@@ -120,12 +120,15 @@ async def run_episode(
             grammar=grammar,
             stop=STOP_STRINGS if mode == "free" else (),
             previous_messages=previous_messages,
+            tools=tuple(tools),
         )
         try:
-            response = await anyio.to_thread.run_sync(model.complete, request)
+            response = await _complete(model, request)
         except ContextFullError as exc:
             stop, error = "context_full", str(exc)
             break
+        except SandboxError:  # a person must fix it (an HTTP model server refusing requests): stop the run
+            raise
         except Exception as exc:  # the model backend failed: recorded once, as this trace's end
             stop, error = "model_error", f"{type(exc).__name__}: {exc}"
             break
@@ -199,6 +202,15 @@ async def run_episode(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=code_version(),
     )
+
+
+async def _complete(model: Model, request: ModelRequest) -> ModelResponse:
+    """A backend's own ``acomplete`` when it has one (HTTP: no thread per waiting episode), else
+    ``complete`` in a worker thread."""
+    acomplete = getattr(model, "acomplete", None)
+    if acomplete is not None:
+        return await acomplete(request)
+    return await anyio.to_thread.run_sync(model.complete, request)
 
 
 def _retry_note(reason: str) -> str:

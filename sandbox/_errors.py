@@ -5,7 +5,8 @@
     ├── ModelFileError           missing, unreadable or non-GGUF model file
     ├── TaskFileError            a bad task file, with file and line
     ├── TraceFileError           a bad trace file, with file and line
-    └── ServerStartError         a configured server could not be started or listed
+    ├── ServerStartError         a configured server could not be started or listed
+    └── ModelServerError         an HTTP model server refused a request, or stayed unreachable
 
     ContextFullError             the transcript no longer fits the model's context: an episode
                                  stop reason, recorded in the trace, never shown to a person
@@ -31,6 +32,10 @@ class ModelFileError(SandboxError):
 
 class ServerStartError(SandboxError):
     """A configured MCP server that could not be started or did not answer."""
+
+
+class ModelServerError(SandboxError):
+    """An OpenAI-compatible model server that refused a request (4xx) or failed past every retry."""
 
 
 class ContextFullError(Exception):

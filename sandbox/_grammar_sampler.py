@@ -46,15 +46,31 @@ class LazyGrammar:
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
         self._accept_new_tokens(input_ids)
+        valid = self.allowed(scores)
+        masked = np.full_like(scores, NEG_INF)
+        masked[valid] = scores[valid]
+        return masked
+
+    def allowed(self, scores: np.ndarray) -> np.ndarray:
+        """Ids of the grammar-valid tokens among the likeliest, or among all when none of those fits."""
         self.steps += 1
         candidates = np.argpartition(scores, -self._top_k)[-self._top_k :]
         valid = self._valid(candidates, scores)
         if valid.size == 0:
             self.full_checks += 1
             valid = self._valid(np.arange(scores.shape[0]), scores)
-        masked = np.full_like(scores, NEG_INF)
-        masked[valid] = scores[valid]
-        return masked
+        return valid
+
+    def mask_in_place(self, scores: np.ndarray) -> None:
+        """Set every token the grammar does not allow next to -inf, in ``scores`` itself."""
+        valid = self.allowed(scores)
+        kept = scores[valid].copy()
+        scores[:] = NEG_INF
+        scores[valid] = kept
+
+    def accept(self, token: int) -> None:
+        """Advance the grammar past a sampled token (when driving it without ``__call__``)."""
+        self._lib.llama_sampler_accept(self._sampler, int(token))
 
     def _accept_new_tokens(self, input_ids: np.ndarray) -> None:
         # The processor sees the context before each draw; the tokens added since the last draw

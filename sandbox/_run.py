@@ -6,6 +6,7 @@ them (its registry also loads third-party rewards from the ``sandbox.rewards`` e
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,8 +17,43 @@ from rewards import RewardFn, available_rewards, score_trace
 from sandbox._episode import Limits, run_episode
 from sandbox._errors import ConfigError
 from sandbox._hub import ToolHub, load_config
-from sandbox._models import LlamaModel
+from sandbox._models import LlamaModel, Model
 from sandbox._records import Sampling, Trace, read_tasks, write_trace
+
+
+@dataclass(frozen=True)
+class HttpModelOptions:
+    """A model behind an OpenAI-compatible server (``--base-url`` and the ``--api-*`` options)."""
+
+    base_url: str
+    model: str | None = None
+    api_key_env: str | None = None
+    tool_calls: str = "text"
+    grammar: str = "auto"
+    concurrency: int = 4
+
+
+def open_http_model(options: HttpModelOptions) -> Model:
+    """The HTTP model, its API key read from the named environment variable (never from the command line)."""
+    from sandbox._http_model import GRAMMAR_FIELDS, OpenAIModel
+
+    if options.tool_calls not in ("text", "native"):
+        raise ConfigError(f"--api-tool-calls must be 'text' or 'native', not {options.tool_calls!r}")
+    if options.grammar not in GRAMMAR_FIELDS:
+        raise ConfigError(f"--api-grammar must be one of {list(GRAMMAR_FIELDS)}, not {options.grammar!r}")
+    api_key = None
+    if options.api_key_env is not None:
+        api_key = os.environ.get(options.api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env names {options.api_key_env}, which is not set (or empty)")
+    return OpenAIModel(
+        options.base_url,
+        model=options.model,
+        api_key=api_key,
+        tool_calls=options.tool_calls,  # type: ignore[arg-type]
+        grammar=options.grammar,  # type: ignore[arg-type]
+        max_concurrency=options.concurrency,
+    )
 
 
 @dataclass(frozen=True)
@@ -39,6 +75,7 @@ class RunOptions:
     call_timeout: float = 30.0
     only: tuple[str, ...] = ()
     overwrite: bool = False
+    http: HttpModelOptions | None = None  # set: the model is behind an HTTP server, not --model
 
 
 async def run_tasks(options: RunOptions, console: Console | None = None) -> list[Trace]:
@@ -63,9 +100,13 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
             f"(configured: {sorted(config)})"
         )
     rewards = select_rewards(options.rewards, options.judge)
-    model = LlamaModel(
-        options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
-    )
+    model: Model
+    if options.http is not None:
+        model = open_http_model(options.http)
+    else:
+        model = LlamaModel(
+            options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
+        )
     limits = Limits(
         max_steps=options.max_steps,
         max_completion_tokens=options.token_budget,
@@ -82,6 +123,9 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
                 trace = score_trace(trace, task, rewards)
                 write_trace(handle, trace)
                 traces.append(trace)
+    aclose = getattr(model, "aclose", None)  # an HTTP model's connections on this event loop
+    if aclose is not None:
+        await aclose()
     return traces
 
 

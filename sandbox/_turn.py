@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,6 +37,8 @@ from sandbox._records import ToolCall, ToolSpec, dumps
 
 # Bounds that make every grammar path finite (a looping model stops at the bound).
 MAX_THOUGHT_CHARS = 400
+# Integer ranges up to this size are enforced by the grammar (as an enum); wider ones by validation.
+MAX_INTEGER_ENUM = 1000
 MAX_ANSWER_CHARS = 1200
 MAX_STRING_CHARS = 200
 MAX_ARRAY_ITEMS = 16
@@ -253,12 +256,31 @@ def _bound(node: Any) -> None:
     kinds = kinds if isinstance(kinds, list) else [kinds]
     if "string" in kinds and "enum" not in node and "const" not in node and "pattern" not in node:
         node["maxLength"] = min(int(node.get("maxLength", MAX_STRING_CHARS)), MAX_STRING_CHARS)
+    if kinds == ["integer"] and "enum" not in node and "const" not in node:
+        _integer_range_as_enum(node)
     if "array" in kinds:
         node["maxItems"] = min(int(node.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
     if "object" in kinds and "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
     for value in node.values():
         _bound(value)
+
+
+def _integer_range_as_enum(node: dict[str, Any]) -> None:
+    """A small bounded integer range becomes an enum: the schema converter ignores min and max."""
+    low, high = node.get("minimum"), node.get("maximum")
+    if isinstance(node.get("exclusiveMinimum"), int | float):
+        low = math.floor(node["exclusiveMinimum"]) + 1
+    if isinstance(node.get("exclusiveMaximum"), int | float):
+        high = math.ceil(node["exclusiveMaximum"]) - 1
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
+        return
+    low, high = math.ceil(low), math.floor(high)
+    step = node.get("multipleOf", 1)
+    if isinstance(step, int) and step > 0 and 0 <= high - low < MAX_INTEGER_ENUM:
+        values = [v for v in range(low, high + 1) if v % step == 0]
+        if values:
+            node["enum"] = values
 
 
 def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
@@ -272,7 +294,7 @@ def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
         args_rule = converter.visit(schema, f"tool{index}-args")
         name_literal = _gbnf_literal(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
         alternatives.append(f"{name_literal} {args_rule} {_gbnf_literal('}')}")
-    schema_rules = converter.format_grammar() if tools else ""
+    schema_rules = _json_safe_chars(converter.format_grammar()) if tools else ""
     actions = []
     lines = [
         f"root ::= {_gbnf_literal(THINK_OPEN + NL)} thought {_gbnf_literal(NL + THINK_CLOSE + NL)} action",
@@ -292,6 +314,16 @@ def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
         )
     lines.append(f"action ::= {' | '.join(actions)}")
     return "\n".join(lines) + "\n" + schema_rules
+
+
+# llama-cpp-python's schema converter lets a JSON string hold raw control characters (a newline, a
+# tab), which JSON forbids: a grammar-valid call would then fail to parse. JSON's own rule, instead.
+_LOOSE_CHAR_RULE = 'char ::= [^"\\\\] |'
+_JSON_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def _json_safe_chars(rules: str) -> str:
+    return rules.replace(_LOOSE_CHAR_RULE, _JSON_CHAR_RULE)
 
 
 def _gbnf_literal(text: str) -> str:

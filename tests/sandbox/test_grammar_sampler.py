@@ -32,3 +32,27 @@ def test_grammar_state_resets_between_completions(llama_model: LlamaModel) -> No
             )
         )
         assert response.text in ("yes.", "no."), response.text
+
+
+def test_tool_call_strings_cannot_hold_raw_control_characters(llama_model: LlamaModel) -> None:
+    # JSON forbids a raw newline inside a string; a grammar-valid call must always parse.
+    import numpy as np
+
+    from sandbox._grammar_sampler import LazyGrammar
+    from sandbox._records import ToolSpec
+    from sandbox._turn import build_grammar
+
+    schema = {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}
+    grammar = build_grammar([ToolSpec(name="calculate", description="math", input_schema=schema)])
+    lazy = LazyGrammar(llama_model._llm._model.vocab, grammar)
+    prefix = '<think>\nx\n</think>\n<tool_call>\n{"name": "calculate", "arguments": {"expression": "1'
+    for byte in prefix:  # one character at a time, so no token straddles the point of interest
+        (token,) = llama_model.tokenize_piece(byte)
+        lazy.accept(token)
+    newline, tab, plus = (llama_model.tokenize_piece(c)[0] for c in ("\n", "\t", "+"))
+    scores = np.full(llama_model._llm.n_vocab(), -1e9, dtype=np.float32)
+    scores[[newline, tab, plus]] = 0.0
+    allowed = set(lazy.allowed(scores).tolist())
+    assert plus in allowed
+    assert newline not in allowed and tab not in allowed
+    lazy.close()

@@ -156,3 +156,25 @@ def test_grammar_calls_validate_against_schema(llama_model) -> None:  # type: ig
         assert turn.call is not None
         jsonschema.validate(turn.call.arguments, WEATHER.input_schema)
         json.dumps(turn.call.arguments)
+
+
+@given(
+    low=st.integers(-50, 50),
+    width=st.integers(0, 60),
+    exclusive=st.booleans(),
+    step=st.sampled_from([None, 1, 2, 5]),
+)
+def test_small_integer_ranges_become_exactly_their_valid_values(
+    low: int, width: int, exclusive: bool, step: int | None
+) -> None:
+    schema: dict = {"type": "integer", "minimum": low}
+    schema["exclusiveMaximum" if exclusive else "maximum"] = low + width
+    if step:
+        schema["multipleOf"] = step
+    bounded = bounded_schema({"type": "object", "properties": {"n": schema}})["properties"]["n"]
+    validator = jsonschema.Draft202012Validator(schema)
+    valid = [v for v in range(low - 5, low + width + 5) if validator.is_valid(v)]
+    if valid:
+        assert bounded["enum"] == valid
+    else:
+        assert "enum" not in bounded

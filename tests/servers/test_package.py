@@ -76,9 +76,10 @@ async def test_string_parameters_are_bounded(name: str) -> None:
 def test_mcp_json_starts_each_server_as_a_module() -> None:
     config = json.loads(servers.MCP_CONFIG.read_text(encoding="utf-8"))
     entries = config["mcpServers"]
-    assert set(entries) == set(SERVERS)
+    assert set(entries) == set(SERVERS) | {"files", "python", "fetch"}
     for name, entry in entries.items():
-        assert entry == {"command": "python", "args": ["-m", f"servers.{name}"]}
+        assert entry["command"] == "python"
+        assert entry["args"][:2] == ["-m", f"servers.{name}"]
 
 
 @pytest.mark.parametrize("name", sorted(SERVERS))
