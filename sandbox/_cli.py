@@ -6,12 +6,15 @@ sandbox show  traces.jsonl [--trace ID | --index N]
 sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
 sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
+sandbox new-tool NAME [--dir DIR]
+sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -371,6 +374,57 @@ def render_trace(trace: Trace, out: Console) -> None:
         parts = ", ".join(f"{k}={v:g}" for k, v in reward.components.items())
         table.add_row(name, reward.version, value, parts, reward.reason)
     out.print(table)
+
+
+@app.command("new-tool")
+def new_tool(
+    name: Annotated[str, typer.Argument(help="Server name, a Python module name (e.g. unit_converter).")],
+    folder: Annotated[
+        Path | None, typer.Option("--dir", help="Folder to write into (default: ./NAME).")
+    ] = None,
+) -> None:
+    """Write a new MCP server with an example tool, its pytest test, an mcp.json and a task file."""
+    from tools import new_tool as write_scaffold
+
+    made = write_scaffold(name, folder)
+    for path in made.files:
+        console.print(f"wrote {path}", highlight=False, markup=False)
+    traces = made.folder / "traces.jsonl"
+    console.print(
+        f"next: python -m pytest {made.folder}\n"
+        f"      sandbox check-tool {made.config}\n"
+        f"      sandbox run --tasks {made.tasks} --servers {made.config} --out {traces}",
+        highlight=False,
+        markup=False,
+    )
+
+
+@app.command("check-tool")
+def check_tool(
+    config: Annotated[str, typer.Argument(help="MCP config (mcp.json), or a streamable HTTP server's URL.")],
+    server: Annotated[
+        list[str] | None, typer.Option("--server", help="Check only this server of the config (repeatable).")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Calls per tool with arguments made from its schema.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds a call may take.")] = 10.0,
+) -> None:
+    """Call every tool with generated, invalid and huge arguments; exit 1 if any tool breaks its contract.
+
+    The calls are real: point it at a test instance of a server, never at one holding data that matters.
+    """
+    from tools import check_server, print_report, select_servers
+
+    if examples < 0 or timeout <= 0:
+        raise SandboxError("--examples must be 0 or more and --timeout positive")
+    violations = 0
+    for entry in select_servers(config, server or ()):
+        with console.status(f"checking {entry.name} ..."):
+            report = anyio.run(partial(check_server, entry, examples=examples, timeout=timeout))
+        print_report(report, console)
+        violations += len(report.violations)
+    if violations:
+        console.print(f"{violations} violation(s)", style="bold red", highlight=False)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

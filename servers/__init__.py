@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from servers.calculator import make_server as make_calculator_server
     from servers.calculator import server as calculator_server
     from servers.fetch import make_server as make_fetch_server
     from servers.files import make_server as make_files_server
     from servers.music import make_server as make_music_server
     from servers.music import server as music_server
     from servers.python import make_server as make_python_server
+    from servers.weather import make_server as make_weather_server
     from servers.weather import server as weather_server
 
 MCP_CONFIG = Path(__file__).with_name("mcp.json")
@@ -37,10 +39,12 @@ MCP_CONFIG = Path(__file__).with_name("mcp.json")
 # public name -> (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
     "calculator_server": ("servers.calculator", "server"),
+    "make_calculator_server": ("servers.calculator", "make_server"),
     "make_fetch_server": ("servers.fetch", "make_server"),
     "make_files_server": ("servers.files", "make_server"),
     "make_music_server": ("servers.music", "make_server"),
     "make_python_server": ("servers.python", "make_server"),
+    "make_weather_server": ("servers.weather", "make_server"),
     "music_server": ("servers.music", "server"),
     "weather_server": ("servers.weather", "server"),
 }
@@ -48,10 +52,12 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ = [
     "MCP_CONFIG",
     "calculator_server",
+    "make_calculator_server",
     "make_fetch_server",
     "make_files_server",
     "make_music_server",
     "make_python_server",
+    "make_weather_server",
     "music_server",
     "weather_server",
 ]

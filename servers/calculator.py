@@ -193,35 +193,43 @@ def calculation(expression: str) -> Calculation:
 
 # --------------------------------------------------------------------------- the server
 
-server = MCPServer(
-    "calculator",
-    version="1.0.0",
-    instructions="Exact arithmetic. Write the whole computation as one expression, e.g. '17*24 - 39'.",
-)
+_READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
-
-@server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
-def calculate(
-    expression: Annotated[
-        str,
-        Field(
-            description=(
-                "Arithmetic expression with numbers, + - * / // % ** and parentheses, "
-                "e.g. '(1/3 + 1/6) * 12'. % is modulo; write percentages as fractions "
-                "(15% of 240 is '240 * 15 / 100')."
-            ),
-            min_length=1,
-            max_length=MAX_EXPRESSION_CHARS,
+Expression = Annotated[
+    str,
+    Field(
+        description=(
+            "Arithmetic expression with numbers, + - * / // % ** and parentheses, "
+            "e.g. '(1/3 + 1/6) * 12'. % is modulo; write percentages as fractions "
+            "(15% of 240 is '240 * 15 / 100')."
         ),
-    ],
-) -> Calculation:
-    """Evaluate an arithmetic expression exactly; returns the exact value and a decimal rendering."""
-    try:
-        return calculation(expression)
-    except CalculationError as exc:
-        shown = expression if len(expression) <= 80 else expression[:77] + "..."
-        raise ToolError(f"cannot evaluate {shown!r}: {exc}") from None
+        min_length=1,
+        max_length=MAX_EXPRESSION_CHARS,
+    ),
+]
 
+
+def make_server() -> MCPServer:
+    """A calculator server (it keeps no state: every server object answers the same)."""
+    server = MCPServer(
+        "calculator",
+        version="1.0.0",
+        instructions="Exact arithmetic. Write the whole computation as one expression, e.g. '17*24 - 39'.",
+    )
+
+    @server.tool(annotations=_READ_ONLY)
+    def calculate(expression: Expression) -> Calculation:
+        """Evaluate an arithmetic expression exactly; returns the exact value and a decimal rendering."""
+        try:
+            return calculation(expression)
+        except CalculationError as exc:
+            shown = expression if len(expression) <= 80 else expression[:77] + "..."
+            raise ToolError(f"cannot evaluate {shown!r}: {exc}") from None
+
+    return server
+
+
+server = make_server()
 
 if __name__ == "__main__":
     server.run()  # stdio; MCPServer sends its logs to stderr, stdout is the wire

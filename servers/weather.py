@@ -225,6 +225,33 @@ def _resolve_date(date: str) -> str:
     return iso
 
 
+# --------------------------------------------------------------------------- the forecasts
+
+
+def daily_forecast(location: str, date: str) -> DailyForecast:
+    """The day's summary; ToolError for an unknown place or date."""
+    place, day = _resolve_location(location), _resolve_date(date)
+    hours = _all_hours(place, day)
+    summary = _DAYS[place][day]
+    return DailyForecast(
+        location=place,
+        date=day,
+        high_f=max(hour.temp_f for hour in hours),
+        low_f=min(hour.temp_f for hour in hours),
+        conditions=summary.conditions,
+        precipitation_chance_pct=summary.precipitation,
+    )
+
+
+def hourly_forecast(location: str, date: str, start_hour: int = 0, end_hour: int = 23) -> HourlyForecast:
+    """The hours ``start_hour`` to ``end_hour`` of one day; ToolError for a bad range, place or date."""
+    if start_hour > end_hour:
+        raise ToolError(f"start_hour ({start_hour}) is after end_hour ({end_hour}); both are 0-23.")
+    place, day = _resolve_location(location), _resolve_date(date)
+    hours = _all_hours(place, day)[start_hour : end_hour + 1]
+    return HourlyForecast(location=place, date=day, hours=hours)
+
+
 # --------------------------------------------------------------------------- the server
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -248,55 +275,45 @@ DateArg = Annotated[
 StartHour = Annotated[int, Field(description="First hour to include, 0-23 (local time).", ge=0, le=23)]
 EndHour = Annotated[int, Field(description="Last hour to include, 0-23 (local time).", ge=0, le=23)]
 
-server = MCPServer(
-    "weather",
-    version="1.0.0",
-    instructions=(
-        "Forecasts for a few fixed places and days. The daily summary hides how the day evolves: "
-        "use the hourly forecast for a particular time of day."
-    ),
-)
 
-
-@server.tool(annotations=_READ_ONLY)
-def get_daily_forecast(location: Location, date: DateArg) -> DailyForecast:
-    """Summary of one day: high, low, daytime conditions and chance of precipitation.
-
-    The summary does not say when it is warm or cold; use get_hourly_forecast for a time of day.
-    """
-    place, day = _resolve_location(location), _resolve_date(date)
-    hours = _all_hours(place, day)
-    summary = _DAYS[place][day]
-    return DailyForecast(
-        location=place,
-        date=day,
-        high_f=max(hour.temp_f for hour in hours),
-        low_f=min(hour.temp_f for hour in hours),
-        conditions=summary.conditions,
-        precipitation_chance_pct=summary.precipitation,
+def make_server() -> MCPServer:
+    """A weather server (it keeps no state: every server object answers the same)."""
+    server = MCPServer(
+        "weather",
+        version="1.0.0",
+        instructions=(
+            "Forecasts for a few fixed places and days. The daily summary hides how the day evolves: "
+            "use the hourly forecast for a particular time of day."
+        ),
     )
 
+    @server.tool(annotations=_READ_ONLY)
+    def get_daily_forecast(location: Location, date: DateArg) -> DailyForecast:
+        """Summary of one day: high, low, daytime conditions and chance of precipitation.
 
-@server.tool(annotations=_READ_ONLY)
-def get_hourly_forecast(
-    location: Location,
-    date: DateArg,
-    start_hour: StartHour = 0,
-    end_hour: EndHour = 23,
-) -> HourlyForecast:
-    """Hour-by-hour temperature, feels-like temperature, conditions and wind for one day."""
-    if start_hour > end_hour:
-        raise ToolError(f"start_hour ({start_hour}) is after end_hour ({end_hour}); both are 0-23.")
-    place, day = _resolve_location(location), _resolve_date(date)
-    hours = _all_hours(place, day)[start_hour : end_hour + 1]
-    return HourlyForecast(location=place, date=day, hours=hours)
+        The summary does not say when it is warm or cold; use get_hourly_forecast for a time of day.
+        """
+        return daily_forecast(location, date)
+
+    @server.tool(annotations=_READ_ONLY)
+    def get_hourly_forecast(
+        location: Location,
+        date: DateArg,
+        start_hour: StartHour = 0,
+        end_hour: EndHour = 23,
+    ) -> HourlyForecast:
+        """Hour-by-hour temperature, feels-like temperature, conditions and wind for one day."""
+        return hourly_forecast(location, date, start_hour, end_hour)
+
+    @server.tool(annotations=_READ_ONLY)
+    def list_locations() -> KnownPlaces:
+        """The places and days this server has forecasts for, and which dates 'today' and 'tomorrow' mean."""
+        return KnownPlaces(locations=sorted(_DAYS), dates=list(DATES), today=TODAY, tomorrow=TOMORROW)
+
+    return server
 
 
-@server.tool(annotations=_READ_ONLY)
-def list_locations() -> KnownPlaces:
-    """The places and days this server has forecasts for, and which dates 'today' and 'tomorrow' mean."""
-    return KnownPlaces(locations=sorted(_DAYS), dates=list(DATES), today=TODAY, tomorrow=TOMORROW)
-
+server = make_server()
 
 if __name__ == "__main__":
     server.run()  # stdio; MCPServer sends its logs to stderr, stdout is the wire
