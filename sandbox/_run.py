@@ -16,9 +16,9 @@ from rich.console import Console
 from rewards import RewardFn, available_rewards, score_trace
 from sandbox._episode import Limits, run_episode
 from sandbox._errors import ConfigError
-from sandbox._hub import ToolHub, load_config
+from sandbox._hub import ServerConfig, ToolHub, load_config
 from sandbox._models import LlamaModel, Model
-from sandbox._records import Sampling, Trace, read_tasks, write_trace
+from sandbox._records import Sampling, Task, Trace, read_tasks, write_trace
 
 
 @dataclass(frozen=True)
@@ -85,21 +85,9 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
         raise ConfigError(
             f"{options.out} already holds traces; pass --overwrite to replace it, or pick another --out"
         )
-    tasks = read_tasks(options.tasks)
-    if options.only:
-        missing = sorted(set(options.only) - {t.id for t in tasks})
-        if missing:
-            raise ConfigError(f"{options.tasks}: no task(s) {missing}")
-        tasks = [t for t in tasks if t.id in options.only]
-    config = load_config(options.servers)
-    used = sorted({name for task in tasks for name in task.servers})
-    unknown = [name for name in used if name not in config]
-    if unknown:
-        raise ConfigError(
-            f"tasks name server(s) {unknown} that {options.servers} does not configure "
-            f"(configured: {sorted(config)})"
-        )
-    rewards = select_rewards(options.rewards, options.judge)
+    tasks, servers, rewards = check_run_inputs(
+        options.tasks, options.servers, options.rewards, judge=options.judge, only=options.only
+    )
     model: Model
     if options.http is not None:
         model = open_http_model(options.http)
@@ -115,7 +103,7 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     sampling = Sampling(temperature=options.temperature, max_tokens=options.max_tokens, seed=options.seed)
     traces: list[Trace] = []
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    async with ToolHub({name: config[name] for name in used}, call_timeout=options.call_timeout) as hub:
+    async with ToolHub(servers, call_timeout=options.call_timeout) as hub:
         with options.out.open("w", encoding="utf-8") as handle:
             for number, task in enumerate(tasks, start=1):
                 with console.status(f"[{number}/{len(tasks)}] {task.id}"):
@@ -127,6 +115,36 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     if aclose is not None:
         await aclose()
     return traces
+
+
+def check_run_inputs(
+    tasks_path: Path,
+    servers_path: Path,
+    rewards_spec: str,
+    *,
+    judge: Path | None = None,
+    only: tuple[str, ...] = (),
+) -> tuple[list[Task], dict[str, ServerConfig], dict[str, RewardFn]]:
+    """Read and check what a run needs before any model or server starts: the tasks (only those in
+    ``only`` when given), the configs of the servers they name, and the rewards.
+
+    Raises a ``SandboxError`` with one line naming what to fix.
+    """
+    tasks = read_tasks(tasks_path)
+    if only:
+        missing = sorted(set(only) - {t.id for t in tasks})
+        if missing:
+            raise ConfigError(f"{tasks_path}: no task(s) {missing}")
+        tasks = [t for t in tasks if t.id in only]
+    config = load_config(servers_path)
+    used = sorted({name for task in tasks for name in task.servers})
+    unknown = [name for name in used if name not in config]
+    if unknown:
+        raise ConfigError(
+            f"tasks name server(s) {unknown} that {servers_path} does not configure "
+            f"(configured: {sorted(config)})"
+        )
+    return tasks, {name: config[name] for name in used}, select_rewards(rewards_spec, judge)
 
 
 def select_rewards(spec: str, judge: Path | None = None) -> dict[str, RewardFn]:
