@@ -66,6 +66,10 @@ CONNECTIVES = frozenset((
 ))
 # fmt: on
 # Connectives that, between two numbers, make them operands of an unwritten operation.
+# Marks that glue the number after them to what comes before: 3:4, √4, 2,5 (a decimal comma).
+GLUE_MARKS = frozenset(":,√∛∜")
+# A line that starts with one of these and a space is a list item, not a signed number.
+BULLETS = frozenset("-*+")
 JOINING_WORDS = frozenset(("and", "or", "to", "from", "with", "by", "of", "than", "over", "into"))
 SINGLE_LETTER_UNITS = frozenset("mgslhL")
 OPERATOR_WORDS = {"plus": "+", "minus": "-", "times": "*"}
@@ -143,7 +147,7 @@ class VerifierPRM:
     """A PRM that checks a step's arithmetic; see the module docstring for every rule."""
 
     name = "verifier-prm"
-    version = "1"
+    version = "2"  # 2: list bullets are not signs; runs glued to an outside number are skipped
 
     def __init__(self) -> None:
         self._rules = RulePRM()
@@ -272,15 +276,18 @@ def _beside_operator(prev_kind: str, next_kind: str) -> bool:
 
 
 def _segments(tokens: list[_Token]) -> Iterator[list[_Token]]:
-    """Runs of arithmetic tokens between breaks, dropping runs that are algebra or joined by a word."""
+    """Runs of arithmetic tokens between breaks, dropping runs that are algebra, joined by a word, or
+    glued to a number outside them (``3:4``, ``√4``, a decimal comma ``2,5``): such a run holds only
+    part of a side."""
     current: list[_Token] = []
-    joined = False  # this run follows "NUMBER connective" with nothing else between
+    joined = False  # this run follows "NUMBER connective" or a glue mark, with nothing else between
     for index, token in enumerate(tokens):
         if token.kind in ("word", "punct"):
-            if current and not joined and not _is_algebra(current):
-                yield current
             following = tokens[index + 1] if index + 1 < len(tokens) else None
-            joined = (
+            glued_after = _glues(token, following)
+            if current and not joined and not _is_algebra(current) and not glued_after:
+                yield current
+            joined = glued_after or (
                 token.kind == "word"
                 and token.text in JOINING_WORDS
                 and bool(current)
@@ -290,6 +297,8 @@ def _segments(tokens: list[_Token]) -> Iterator[list[_Token]]:
             )
             current = []
             continue
+        if token.kind == "op" and token.text in BULLETS and _starts_line(tokens, index, current):
+            continue  # a list bullet ("- 2 + 3 = 5"), not a sign
         if token.kind in ("unit", "percent"):
             if token.kind == "percent" and current and current[-1].kind == "num":
                 number = current[-1]
@@ -300,6 +309,23 @@ def _segments(tokens: list[_Token]) -> Iterator[list[_Token]]:
         current.append(token)
     if current and not joined and not _is_algebra(current):
         yield current
+
+
+def _glues(mark: _Token, following: _Token | None) -> bool:
+    """A ratio colon, a decimal comma or a root sign written with no space before the next number."""
+    return (
+        mark.kind == "punct"
+        and mark.text in GLUE_MARKS
+        and following is not None
+        and following.attached
+        and following.kind in ("num", "lp")
+    )
+
+
+def _starts_line(tokens: list[_Token], index: int, current: list[_Token]) -> bool:
+    following = tokens[index + 1] if index + 1 < len(tokens) else None
+    line_start = index == 0 or (tokens[index - 1].kind == "punct" and tokens[index - 1].text == "\n")
+    return not current and line_start and following is not None and not following.attached
 
 
 def _is_algebra(segment: list[_Token]) -> bool:

@@ -44,6 +44,16 @@ def thought(text: str) -> Step:
         ("3 plus 4 = 7; 6 divided by 2 = 4", [True, False]),
         ("$\\frac{3}{4} \\times 8 = 6$", [True]),
         ("Step 1: 5 * 6 = 30\nStep 2: 30 - 4 = 25", [True, False]),
+        # list bullets are not signs; a sign glued to its number still is
+        ("- 2 + 3 = 5", [True]),
+        ("Steps:\n- 2 + 3 = 5\n* 4 - 1 = 2", [True, False]),
+        ("-2 + 3 = 1", [True]),
+        # a run glued to a number outside it holds part of a side: skipped, never judged
+        ("3:4 = 0.75", []),
+        ("√4 = 2", []),
+        ("so 2,5 + 1 = 3,5", []),
+        ("1 + 1 = 2,5", []),
+        ("1,000 + 1 = 1,001; ratio 1: 2 + 2 = 4", [True, True]),
     ],
 )
 def test_equations_are_found_and_checked_exactly(text: str, expected: list[bool]) -> None:
