@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,7 +267,19 @@ def _load(model: str | Path | Any, n_ctx: int, n_threads: int | None) -> tuple[A
     if not path.is_file():
         raise ModelFileError(f"judge model file not found: {path}")
     try:
-        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=-1, verbose=False)
+        # Every core, as the engine. No flash attention: with it, a prefix taken from the KV cache and
+        # the same prefix evaluated anew give slightly different sums, and a grade must not depend on
+        # what the judge graded before.
+        threads = n_threads or len(os.sched_getaffinity(0))
+        llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            flash_attn=False,
+            n_gpu_layers=-1,
+            verbose=False,
+        )
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"llama.cpp could not load the judge model {path}: {exc}") from exc
     return llm, True

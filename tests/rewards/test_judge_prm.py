@@ -97,16 +97,22 @@ def test_make_judge_rewards_names_the_judge_in_each_version() -> None:
         assert PROMPT_VERSION in verdict.version and verdict.value is not None
 
 
-def test_a_shared_llama_gives_the_same_grades_and_its_cache_is_marked_unknown(
-    judge: JudgePRM, llama_model: object
-) -> None:
-    llm = llama_model._llm  # type: ignore[attr-defined]
+def test_a_shared_llama_gives_the_same_grades_and_its_cache_is_marked_unknown(judge: JudgePRM) -> None:
+    from llama_cpp import Llama
+
+    from sandbox._models import default_model_path
+
+    # a Llama the caller owns, with the judge's own settings (the engine's model uses flash attention,
+    # whose sums differ slightly)
+    llm = Llama(model_path=str(default_model_path()), n_ctx=4096, flash_attn=False, verbose=False)
+    llm.eval(llm.tokenize(b"Some earlier work of the caller."))
     shared = JudgePRM(llm)
     assert shared.version == judge.version
     assert shared.grade_step(TASK, [], BAD) == pytest.approx(judge.grade_step(TASK, [], BAD), abs=1e-3)
     assert llm.n_tokens == 0  # the Llama's own prefix cache will not trust what the judge left
     shared.close()  # not the judge's to free
     assert llm.n_vocab() > 0
+    llm.close()
 
 
 def test_control_tokens_written_in_a_trace_stay_text(judge: JudgePRM) -> None:
