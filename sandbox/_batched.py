@@ -119,6 +119,7 @@ class BatchedLlamaModel:
         n_batch: int = 512,
         seed: int = 0,
         kv_unified: bool = True,
+        flash_attn: bool = False,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -127,7 +128,9 @@ class BatchedLlamaModel:
             raise ValueError("n_seq must be at least 1")
         # The single-sequence model gives the weights, the tokenizer and the chat template; its own
         # context is kept tiny, as it only ever tokenizes.
-        self._base = LlamaModel(path, n_ctx=256, n_gpu_layers=n_gpu_layers, n_threads=n_threads, seed=seed)
+        self._base = LlamaModel(
+            path, n_ctx=256, n_gpu_layers=n_gpu_layers, n_threads=n_threads, seed=seed, flash_attn=flash_attn
+        )
         llm = self._base._llm
         self._lib = llama_cpp
         # The same context settings as the one-sequence backend (flash attention, threads, ...),
