@@ -4,16 +4,31 @@ or in memory, configured by the ``{"mcpServers": {...}}`` JSON that other MCP cl
 Each connection is owned by one background task that holds the ``mcp.Client`` open; calls from any
 task go through it. When a server dies or stops answering, the failing call comes back as an
 ``is_error`` result that says so, the connection is restarted, and the episode goes on.
+
+Episodes and state. A server whose config entry says ``"stateful": true`` keeps state that one
+episode must not see from another (a play history, a folder). ``hub.episode(servers)`` gives an
+episode its own view of the hub: stateless servers are shared, and each stateful server is a
+connection of that episode alone, closed when the episode ends and never reused. Those connections
+come from a warm pool per stateful server (``pool_size`` of them started ahead, refilled in the
+background as episodes take them; filling begins at the first episode), so an episode does not
+wait for a server process to start.
+
+Per-connection isolation is per process for stdio servers, and per MCP session for HTTP servers
+(isolated only if the server keeps its state per session). A stdio server whose state lives on disk
+puts ``{state_dir}`` in its ``args``, ``env`` or ``cwd``: every connection gets a fresh empty
+folder there, removed when the connection closes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,10 +37,17 @@ import anyio
 from anyio.abc import TaskGroup
 
 from sandbox._errors import ConfigError, ServerStartError
+from sandbox._pool import PoolClosedError, WarmPool
 from sandbox._records import ServerInfo, ToolErrorKind, ToolResult, ToolSpec
 
 DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_START_TIMEOUT = 30.0
+# Started connections kept ready per stateful server. Two covers one episode after another (the
+# next one takes the second while the first's replacement starts); runs with K episodes at once
+# want about K.
+DEFAULT_POOL_SIZE = 2
+# In a stdio server's args, env or cwd: a fresh empty folder for each connection.
+STATE_DIR = "{state_dir}"
 # Tool output beyond this is cut before the model sees it: one runaway tool must not fill the context.
 MAX_RESULT_CHARS = 8000
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
@@ -33,7 +55,11 @@ _PYTHON_NAMES = {"python", "python3", "python3.11"}
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """One entry of ``mcpServers``: a command to run over stdio, a URL, or an in-memory server."""
+    """One entry of ``mcpServers``: a command to run over stdio, a URL, or an in-memory server.
+
+    ``stateful``: every episode gets its own connection (see ``ToolHub.episode``). ``pool_size``:
+    how many of those the hub keeps started ahead; None takes the hub's ``pool_size``.
+    """
 
     name: str
     command: str | None = None
@@ -41,7 +67,11 @@ class ServerConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     url: str | None = None
-    server: Any = None  # an MCPServer object, connected in memory (tests)
+    # In memory (tests): an MCPServer object, or a function that makes one (each connection calls
+    # it, so a stateful server starts fresh for every episode).
+    server: Any = None
+    stateful: bool = False
+    pool_size: int | None = None
 
     @property
     def transport(self) -> str:
@@ -55,7 +85,8 @@ def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, ServerConfi
 
     ``"python"`` as a command means the interpreter running the sandbox, so bundled servers work
     from a virtual environment without activating it. A command that cannot be found is an error
-    here, before any episode starts.
+    here, before any episode starts. Besides the usual ``command``/``args``/``env``/``cwd`` or
+    ``url``, an entry may say ``"stateful": true`` and give a ``"pool_size"``.
     """
     base: Path | None = None
     if isinstance(source, str | Path):
@@ -83,12 +114,13 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
     command = entry.get("command")
     if bool(url) == bool(command):
         raise ConfigError(f'{where}: server {name!r} needs exactly one of "command" or "url"')
+    stateful, pool_size = _state_options(name, entry, where)
     if url:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{where}: server {name!r}: url must start with http:// or https://, got {url!r}"
             )
-        return ServerConfig(name=name, url=url)
+        return ServerConfig(name=name, url=url, stateful=stateful, pool_size=pool_size)
     args = entry.get("args", [])
     env = entry.get("env", {})
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
@@ -96,7 +128,7 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
     if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f'{where}: server {name!r}: "env" must map names to strings')
     cwd = entry.get("cwd")
-    if cwd is not None and base is not None:
+    if cwd is not None and base is not None and STATE_DIR not in cwd:
         cwd = str((base / cwd).resolve())
     return ServerConfig(
         name=name,
@@ -104,7 +136,25 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
         args=tuple(args),
         env=dict(env),
         cwd=cwd,
+        stateful=stateful,
+        pool_size=pool_size,
     )
+
+
+def _state_options(name: str, entry: Mapping[str, Any], where: str) -> tuple[bool, int | None]:
+    stateful = entry.get("stateful", False)
+    if not isinstance(stateful, bool):
+        raise ConfigError(f'{where}: server {name!r}: "stateful" must be true or false, not {stateful!r}')
+    pool_size = entry.get("pool_size")
+    if pool_size is None:
+        return stateful, None
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
+        raise ConfigError(f'{where}: server {name!r}: "pool_size" must be a whole number, 0 or more')
+    if not stateful:
+        raise ConfigError(
+            f'{where}: server {name!r}: "pool_size" applies to stateful servers only (add "stateful": true)'
+        )
+    return stateful, pool_size
 
 
 def _resolve_command(name: str, command: str, where: str) -> str:
@@ -134,10 +184,15 @@ class _Connection:
         self.tools: list[Any] = []
         self.info = ServerInfo(name=config.name, transport=config.transport)
         self.error: BaseException | None = None
-        self.starts = 0
+        self.state_dir: str | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
+        self._scope = anyio.CancelScope()
         self.done = anyio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self.client is not None and not self.done.is_set()
 
     def _target(self) -> Any:
         from mcp import StdioServerParameters
@@ -145,28 +200,36 @@ class _Connection:
 
         config = self.config
         if config.server is not None:
-            return config.server
+            return config.server() if callable(config.server) else config.server
         if config.url:
             return config.url
-        params = StdioServerParameters(
-            command=config.command or "", args=list(config.args), env=dict(config.env) or None, cwd=config.cwd
-        )
-        return stdio_client(params, errlog=self.log) if self.log is not None else params
+        args, env, cwd = list(config.args), dict(config.env), config.cwd
+        if any(STATE_DIR in text for text in (*args, *env.values(), cwd or "")):
+            self.state_dir = tempfile.mkdtemp(prefix=f"sandbox-{config.name}-")
+            args = [arg.replace(STATE_DIR, self.state_dir) for arg in args]
+            env = {key: value.replace(STATE_DIR, self.state_dir) for key, value in env.items()}
+            cwd = cwd.replace(STATE_DIR, self.state_dir) if cwd else cwd
+        params = StdioServerParameters(command=config.command or "", args=args, env=env or None, cwd=cwd)
+        # Watched, so that a server that exits between calls (a pooled one, say) is noticed at once.
+        return _watched(stdio_client(params, errlog=self.log or sys.stderr), self._stop)
 
     async def start(self, group: TaskGroup, timeout: float) -> None:
-        self.starts += 1
         group.start_soon(self._run)
-        with anyio.move_on_after(timeout):
-            await self._ready.wait()
+        try:
+            with anyio.move_on_after(timeout):
+                await self._ready.wait()
+        except BaseException:  # the caller was cancelled: nobody will hold this connection
+            self.close()
+            raise
+        name = self.config.name
         if not self._ready.is_set():
-            self._stop.set()
-            raise ServerStartError(
-                f"server {self.config.name!r} did not answer within {timeout:.0f} s{self._log_hint()}"
-            )
+            self.close()
+            raise ServerStartError(f"server {name!r} did not answer within {timeout:.0f} s{self._log_hint()}")
         if self.error is not None:
-            raise ServerStartError(
-                f"server {self.config.name!r} failed to start: {_describe(self.error)}{self._log_hint()}"
-            )
+            why = _describe(self.error)
+            raise ServerStartError(f"server {name!r} failed to start: {why}{self._log_hint()}")
+        if self.client is None:
+            raise ServerStartError(f"server {name!r} was closed while it started")
 
     def _log_hint(self) -> str:
         name = getattr(self.log, "name", None)
@@ -176,28 +239,66 @@ class _Connection:
         from mcp import Client
 
         try:
-            async with Client(self._target()) as client:
-                self.client = client
-                self.tools = await list_all_tools(client)
-                info = client.server_info
-                self.info = ServerInfo(
-                    name=self.config.name,
-                    version=(info.version or "") if info is not None else "",
-                    transport=self.config.transport,
-                )
-                self._ready.set()
-                await self._stop.wait()
+            with self._scope:
+                async with Client(self._target()) as client:
+                    self.client = client
+                    self.tools = await list_all_tools(client)
+                    info = client.server_info
+                    self.info = ServerInfo(
+                        name=self.config.name,
+                        version=(info.version or "") if info is not None else "",
+                        transport=self.config.transport,
+                    )
+                    self._ready.set()
+                    await self._stop.wait()
         except Exception as exc:  # the server's failure belongs to this connection, not the hub
             self.error = exc
         finally:
             self.client = None
+            if self.state_dir is not None:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
             self._ready.set()
             self.done.set()
 
-    async def stop(self) -> None:
+    def close(self) -> None:
+        """Begin closing without waiting: a ready session ends cleanly, a start is cancelled."""
         self._stop.set()
+        if not self._ready.is_set():
+            self._scope.cancel()
+
+    async def stop(self) -> None:
+        self.close()
         with anyio.move_on_after(10):
             await self.done.wait()
+
+
+@contextlib.asynccontextmanager
+async def _watched(transport: Any, ended: anyio.Event) -> AsyncIterator[tuple[Any, Any]]:
+    """``transport``'s streams, with ``ended`` set when the server's side of them ends.
+
+    The messages from the server pass through a relay task, which sees the end of the stream (the
+    server exited) even while no request is waiting for an answer.
+    """
+    async with transport as (read, write):
+        relay_send, relay_receive = anyio.create_memory_object_stream[Any](0)
+
+        async def relay() -> None:
+            try:
+                async with relay_send:
+                    async for message in read:
+                        await relay_send.send(message)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the session closed its end first: our own shutdown
+            finally:
+                ended.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(relay)
+            try:
+                yield relay_receive, write
+            finally:
+                group.cancel_scope.cancel()
+                relay_receive.close()
 
 
 async def list_all_tools(client: Any) -> list[Any]:
@@ -219,141 +320,41 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
 
-# --------------------------------------------------------------------------- the hub
-
-
-class ToolHub:
-    """MCP connections for a run: lists tools, calls them with a timeout, restarts dead servers.
-
-    Use as ``async with ToolHub(load_config("mcp.json")) as hub:``.
-    """
+class _Slot:
+    """Where one server's calls go: a connection, and where its replacement comes from."""
 
     def __init__(
         self,
-        servers: Mapping[str, ServerConfig],
-        *,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        start_timeout: float = DEFAULT_START_TIMEOUT,
-        log_path: str | Path | None = None,
+        config: ServerConfig,
+        replace: Callable[[], Awaitable[_Connection]],
+        connection: _Connection | None,
     ) -> None:
-        self._configs = dict(servers)
-        self.call_timeout = call_timeout
-        self.start_timeout = start_timeout
-        self.log_path = (
-            Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}.log"
-        )
-        self._log: TextIO | None = None
-        self._connections: dict[str, _Connection] = {}
-        self._routes: dict[str, tuple[str, str]] = {}  # exposed tool name -> (server, tool name)
-        self._specs: dict[str, list[ToolSpec]] = {}
-        self._group: TaskGroup | None = None
-        self._group_cm: Any = None
-        self.restarts: dict[str, int] = {}
-        self._restart_locks: dict[str, anyio.Lock] = {}
-
-    @classmethod
-    def in_memory(cls, servers: Mapping[str, Any], **options: float) -> ToolHub:
-        """A hub over server objects in this process (tests, notebooks)."""
-        return cls({name: ServerConfig(name=name, server=obj) for name, obj in servers.items()}, **options)
-
-    async def __aenter__(self) -> ToolHub:
-        self._log = self.log_path.open("a", encoding="utf-8")
-        self._group_cm = anyio.create_task_group()
-        self._group = await self._group_cm.__aenter__()
-        try:
-            for name, config in self._configs.items():
-                await self._connect(name, config)
-        except BaseException:
-            await self.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        for connection in self._connections.values():
-            connection._stop.set()
-        if self._group_cm is not None:
-            group_cm, self._group_cm = self._group_cm, None
-            await group_cm.__aexit__(None, None, None)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    async def _connect(self, name: str, config: ServerConfig) -> None:
-        assert self._group is not None, "ToolHub must be entered with `async with`"
-        connection = _Connection(config, self._log if config.transport == "stdio" else None)
-        self._connections[name] = connection
-        await connection.start(self._group, self.start_timeout)
-        self._specs[name] = [self._spec(name, tool) for tool in connection.tools]
-
-    def _spec(self, server: str, tool: Any) -> ToolSpec:
-        exposed = tool.name
-        owner = self._routes.get(exposed)
-        if owner is not None and owner[0] != server:
-            exposed = f"{server}__{tool.name}"  # two servers with one tool name: qualify the later one
-        self._routes[exposed] = (server, tool.name)
-        return ToolSpec(
-            name=exposed,
-            description=tool.description or "",
-            input_schema=dict(tool.input_schema or {"type": "object", "properties": {}}),
-            output_schema=dict(tool.output_schema) if tool.output_schema else None,
-            server=server,
-        )
-
-    # -- queries ---------------------------------------------------------------------------
+        self.config = config
+        self.connection = connection
+        self.restarts = 0
+        self._replace = replace
+        self._lock = anyio.Lock()
 
     @property
-    def server_names(self) -> list[str]:
-        return list(self._configs)
+    def info(self) -> ServerInfo:
+        if self.connection is not None:
+            return self.connection.info
+        return ServerInfo(name=self.config.name, transport=self.config.transport)
 
-    def tools(self, servers: Sequence[str] | None = None) -> list[ToolSpec]:
-        """The tools of the named servers (all servers when None), in config order."""
-        names = self.server_names if servers is None else list(servers)
-        unknown = [n for n in names if n not in self._specs]
-        if unknown:
-            raise ConfigError(f"unknown server(s) {unknown}; configured: {self.server_names}")
-        return [spec for name in names for spec in self._specs[name]]
-
-    def server_info(self, servers: Sequence[str] | None = None) -> list[ServerInfo]:
-        names = self.server_names if servers is None else list(servers)
-        return [self._connections[n].info for n in names if n in self._connections]
-
-    # -- calls -----------------------------------------------------------------------------
-
-    async def call(
-        self,
-        name: str,
-        arguments: Mapping[str, Any],
-        *,
-        servers: Sequence[str] | None = None,
-        timeout: float | None = None,
-    ) -> ToolResult:
+    async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         """Call a tool. Every failure comes back as an ``is_error`` result; nothing raises."""
-        route = self._routes.get(name)
-        allowed = self.server_names if servers is None else servers
-        if route is None or route[0] not in allowed:
-            known = ", ".join(spec.name for spec in self.tools(allowed)) or "none"
-            return ToolResult(
-                text=f"Unknown tool: {name}. Available tools: {known}",
-                is_error=True,
-                error_kind="unknown_tool",
-            )
-        server, tool = route
-        return await self._call(server, tool, dict(arguments), timeout or self.call_timeout)
-
-    async def _call(self, server: str, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         from mcp import MCPError
 
-        connection = self._connections[server]
-        if connection.client is None:  # down since an earlier failure: one more try to bring it back
+        server = self.config.name
+        connection = self.connection
+        if connection is None or connection.client is None:  # down since an earlier failure: try again
             try:
-                await self._restart(server, connection)
+                await self._restart(connection)
             except ServerStartError as exc:
-                return ToolResult(
-                    text=f"server {server!r} is unavailable: {exc}",
-                    is_error=True,
-                    error_kind="server_crashed",
-                )
-            connection = self._connections[server]
+                return _unavailable(server, str(exc))
+            connection = self.connection
+            if connection is None or connection.client is None:
+                return _unavailable(server, "it could not be restarted")
         result: Any = None
         failure: ToolResult | None = None
         with anyio.move_on_after(timeout + 1.0) as deadline:
@@ -399,25 +400,321 @@ class ToolHub:
             )
         if failure is not None:
             if failure.error_kind in ("server_crashed", "timeout") or connection.done.is_set():
-                failure = await self._after_failure(server, connection, failure)
+                failure = await self._after_failure(connection, failure)
             return failure
         return _tool_result(result)
 
-    async def _after_failure(self, server: str, failed: _Connection, failure: ToolResult) -> ToolResult:
+    async def _after_failure(self, failed: _Connection, failure: ToolResult) -> ToolResult:
         try:
-            await self._restart(server, failed)
+            await self._restart(failed)
         except ServerStartError as exc:
             return failure.model_copy(update={"text": f"{failure.text}; restart failed: {exc}"})
         return failure.model_copy(update={"text": f"{failure.text}; the server was restarted"})
 
-    async def _restart(self, server: str, failed: _Connection) -> None:
+    async def _restart(self, failed: _Connection | None) -> None:
         """Replace ``failed`` with a new connection, unless a concurrent call already did."""
-        async with self._restart_locks.setdefault(server, anyio.Lock()):
-            if self._connections[server] is not failed:
+        async with self._lock:
+            if self.connection is not failed:
                 return
-            await failed.stop()
-            self.restarts[server] = self.restarts.get(server, 0) + 1
-            await self._connect(server, self._configs[server])
+            if failed is not None:
+                failed.close()  # a hung server is killed in the background; the call need not wait
+            self.restarts += 1
+            self.connection = None
+            self.connection = await self._replace()
+
+
+def _unavailable(server: str, why: str) -> ToolResult:
+    text = f"server {server!r} is unavailable: {why}"
+    return ToolResult(text=text, is_error=True, error_kind="server_crashed")
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+class ToolHub:
+    """MCP connections for a run: lists tools, calls them with a timeout, restarts dead servers.
+
+    Use as ``async with ToolHub(load_config("mcp.json")) as hub:``, and give each episode its own
+    view with ``async with hub.episode(task.servers) as tools:``. Calls made on the hub itself go
+    to one shared connection per server, stateful ones included.
+    """
+
+    def __init__(
+        self,
+        servers: Mapping[str, ServerConfig],
+        *,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        log_path: str | Path | None = None,
+    ) -> None:
+        for config in servers.values():
+            if config.stateful and config.server is not None and not callable(config.server):
+                raise ConfigError(
+                    f"in-memory server {config.name!r} is stateful: give a function that makes a fresh "
+                    "server (such as make_server), not a server object"
+                )
+        if pool_size < 0:
+            raise ConfigError(f"pool_size must be 0 or more, not {pool_size}")
+        self._configs = dict(servers)
+        self.call_timeout = call_timeout
+        self.start_timeout = start_timeout
+        self.pool_size = pool_size
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}.log"
+        )
+        self._log: TextIO | None = None
+        self._slots: dict[str, _Slot] = {}
+        self._pools: dict[str, WarmPool[_Connection]] = {}
+        self._live: set[_Connection] = set()  # every connection not yet closed, for shutdown
+        self._routes: dict[str, tuple[str, str]] = {}  # exposed tool name -> (server, tool name)
+        self._specs: dict[str, list[ToolSpec]] = {}
+        self._group: TaskGroup | None = None
+        self._group_cm: Any = None
+        self._closing = False
+
+    @classmethod
+    def in_memory(
+        cls,
+        servers: Mapping[str, Any],
+        *,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> ToolHub:
+        """A hub over servers in this process (tests, notebooks).
+
+        Each value is a server object (shared by every episode) or a function that makes one: such
+        a server is stateful, and every episode gets a fresh server from the function.
+        """
+        configs = {
+            name: ServerConfig(name=name, server=obj, stateful=callable(obj)) for name, obj in servers.items()
+        }
+        return cls(configs, call_timeout=call_timeout, start_timeout=start_timeout, pool_size=pool_size)
+
+    async def __aenter__(self) -> ToolHub:
+        self._log = self.log_path.open("a", encoding="utf-8")
+        self._group_cm = anyio.create_task_group()
+        self._group = await self._group_cm.__aenter__()
+        try:
+            for name, config in self._configs.items():
+                connection = await self._open(config)
+                self._slots[name] = _Slot(config, functools.partial(self._open, config), connection)
+                self._specs[name] = [self._spec(name, tool) for tool in connection.tools]
+            for name, config in self._configs.items():
+                if config.stateful:
+                    size = self.pool_size if config.pool_size is None else config.pool_size
+                    # Filled from the first episode (or warm) on: a hub without episodes starts no more.
+                    self._pools[name] = WarmPool(name, size, functools.partial(self._open, config))
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._closing = True
+        for pool in self._pools.values():
+            pool.close()
+        for connection in list(self._live):
+            connection.close()
+        if self._group_cm is not None:
+            group_cm, self._group_cm = self._group_cm, None
+            await group_cm.__aexit__(None, None, None)
+        self._group = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def _open(self, config: ServerConfig) -> _Connection:
+        """A new connection to ``config``'s server, ready for calls."""
+        if self._group is None or self._closing:
+            raise ServerStartError(f"server {config.name!r} cannot start: the hub is not open")
+        connection = _Connection(config, self._log if config.transport == "stdio" else None)
+        self._live = {c for c in self._live if not c.done.is_set()}
+        self._live.add(connection)
+        await connection.start(self._group, self.start_timeout)
+        return connection
+
+    def _spec(self, server: str, tool: Any) -> ToolSpec:
+        exposed = tool.name
+        owner = self._routes.get(exposed)
+        if owner is not None and owner[0] != server:
+            exposed = f"{server}__{tool.name}"  # two servers with one tool name: qualify the later one
+        self._routes[exposed] = (server, tool.name)
+        return ToolSpec(
+            name=exposed,
+            description=tool.description or "",
+            input_schema=dict(tool.input_schema or {"type": "object", "properties": {}}),
+            output_schema=dict(tool.output_schema) if tool.output_schema else None,
+            server=server,
+        )
+
+    # -- episodes --------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def episode(self, servers: Sequence[str] | None = None) -> AsyncIterator[EpisodeHub]:
+        """One episode's view of the hub, limited to ``servers`` (all when None).
+
+        Each stateful server among them gets a connection of its own, taken from its warm pool (a
+        new one is started when the pool is empty); it is closed when the block ends. A connection
+        that cannot be had is retried at the episode's first call to that server, whose result
+        says why if it fails again.
+        """
+        if self._group is None or self._closing:
+            raise RuntimeError("enter the ToolHub with `async with` before opening an episode")
+        names = self.server_names if servers is None else list(servers)
+        self.tools(names)  # unknown names: a ConfigError, before anything starts
+        slots = {name: self._slots[name] for name in names}
+        own: dict[str, _Slot] = {}
+        try:
+            async with anyio.create_task_group() as group:
+                for name in names:
+                    if name in self._pools:
+                        group.start_soon(self._episode_slot, name, own)
+            slots.update(own)
+            yield EpisodeHub(self, names, slots, own)
+        finally:
+            for slot in own.values():
+                if slot.connection is not None:
+                    slot.connection.close()
+
+    async def _episode_slot(self, name: str, into: dict[str, _Slot]) -> None:
+        take = functools.partial(self._take, name)
+        slot = _Slot(self._configs[name], take, None)
+        into[name] = slot
+        with contextlib.suppress(ServerStartError):  # the slot retries at its first call
+            slot.connection = await take()
+
+    async def _take(self, name: str) -> _Connection:
+        try:
+            return await self._started_pool(name).take()
+        except PoolClosedError as exc:
+            raise ServerStartError(f"server {name!r} cannot start: the hub is closing") from exc
+
+    async def warm(self) -> None:
+        """Start filling the pool of every stateful server and wait until each is full.
+
+        A run need not call it: pools start filling at the first episode that takes from them.
+        """
+        for name in self._pools:
+            await self._started_pool(name).warm()
+
+    def _started_pool(self, name: str) -> WarmPool[_Connection]:
+        pool = self._pools[name]
+        if self._group is not None:
+            pool.start(self._group)
+        return pool
+
+    def pooled(self) -> dict[str, int]:
+        """Started connections waiting in the pool, per stateful server."""
+        return {name: pool.ready for name, pool in self._pools.items()}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def server_names(self) -> list[str]:
+        return list(self._configs)
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts of the hub's shared connections, per server (episodes count their own)."""
+        return {name: slot.restarts for name, slot in self._slots.items() if slot.restarts}
+
+    def tools(self, servers: Sequence[str] | None = None) -> list[ToolSpec]:
+        """The tools of the named servers (all servers when None), in config order."""
+        names = self.server_names if servers is None else list(servers)
+        unknown = [n for n in names if n not in self._specs]
+        if unknown:
+            raise ConfigError(f"unknown server(s) {unknown}; configured: {self.server_names}")
+        return [spec for name in names for spec in self._specs[name]]
+
+    def server_info(self, servers: Sequence[str] | None = None) -> list[ServerInfo]:
+        names = self.server_names if servers is None else list(servers)
+        return [self._slots[n].info for n in names if n in self._slots]
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        servers: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> ToolResult:
+        """Call a tool. Every failure comes back as an ``is_error`` result; nothing raises."""
+        allowed = self.server_names if servers is None else list(servers)
+        return await self._dispatch(self._slots, name, arguments, allowed, timeout)
+
+    async def _dispatch(
+        self,
+        slots: Mapping[str, _Slot],
+        name: str,
+        arguments: Mapping[str, Any],
+        allowed: list[str],
+        timeout: float | None,
+    ) -> ToolResult:
+        route = self._routes.get(name)
+        if route is None or route[0] not in allowed:
+            known = ", ".join(spec.name for spec in self.tools(allowed)) or "none"
+            return ToolResult(
+                text=f"Unknown tool: {name}. Available tools: {known}",
+                is_error=True,
+                error_kind="unknown_tool",
+            )
+        server, tool = route
+        return await slots[server].call(tool, dict(arguments), timeout or self.call_timeout)
+
+
+class EpisodeHub:
+    """One episode's view of a ``ToolHub``, made by ``ToolHub.episode``; what ``run_episode`` takes.
+
+    Stateless servers are the hub's shared connections; every stateful server is a connection of
+    this episode alone, restarted (from the pool) on its own when it crashes or hangs.
+    """
+
+    def __init__(
+        self, hub: ToolHub, servers: list[str], slots: Mapping[str, _Slot], own: Mapping[str, _Slot]
+    ) -> None:
+        self._hub = hub
+        self._names = servers
+        self._slots = dict(slots)
+        self._own = dict(own)
+
+    @property
+    def server_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts of this episode's own connections, per stateful server."""
+        return {name: slot.restarts for name, slot in self._own.items() if slot.restarts}
+
+    def tools(self, servers: Sequence[str] | None = None) -> list[ToolSpec]:
+        """The tools of the named servers (all of the episode's when None)."""
+        return self._hub.tools(self._allowed(servers))
+
+    def server_info(self, servers: Sequence[str] | None = None) -> list[ServerInfo]:
+        return [self._slots[name].info for name in self._allowed(servers)]
+
+    async def call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        servers: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> ToolResult:
+        """Call a tool. Every failure comes back as an ``is_error`` result; nothing raises."""
+        return await self._hub._dispatch(self._slots, name, arguments, self._allowed(servers), timeout)
+
+    def _allowed(self, servers: Sequence[str] | None) -> list[str]:
+        if servers is None:
+            return list(self._names)
+        outside = [name for name in servers if name not in self._slots]
+        if outside:
+            raise ConfigError(f"server(s) {outside} are not part of this episode (it has {self._names})")
+        return list(servers)
 
 
 def _error_kind(code: int) -> ToolErrorKind:
