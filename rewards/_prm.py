@@ -85,7 +85,7 @@ class RulePRM:
     """
 
     name = "rule-prm"
-    version = "1"
+    version = "2"  # 2: a repeated identical call grades 0.0 (it was 0.5)
 
     def grade_step(self, task: Task, steps_so_far: Sequence[Step], step: Step) -> float:
         """Grade one step by the rules in the class docstring."""

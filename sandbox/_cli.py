@@ -2,9 +2,13 @@
 
 sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf | --base-url URL] [--mode constrained|free]
               --out traces.jsonl
+sandbox generate --tasks T.jsonl --servers mcp.json --out RUN_DIR [--model M.gguf] [--n 10] [--parallel K]
+              [--resume | --overwrite]
+sandbox export RUN_DIR --format sft|openai|dpo|grpo -o OUT [--min-reward X] [--split 0.9] [--parquet]
 sandbox show  traces.jsonl [--trace ID | --index N]
 sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
 sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
+sandbox replay traces.jsonl -o replayed.jsonl [--rewards ...] [--model M.gguf]
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
@@ -189,6 +193,153 @@ def _reward_cell(trace: Trace, name: str) -> str:
 
 
 @app.command()
+def generate(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
+    out: Annotated[Path, typer.Option(help="Run folder: config.json and traces.jsonl.")],
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Samples per task.")] = 10,
+    parallel: Annotated[
+        int, typer.Option(help="Episodes at once (above 1: one batched llama.cpp context).")
+    ] = 1,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out: only the (task, sample) pairs not yet written.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start the run in --out again, dropping its traces.")
+    ] = False,
+    mode: Annotated[
+        str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
+    ] = "constrained",
+    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    judge: Annotated[
+        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per model turn (bounded by the context).")] = 8192,
+    token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 8192,
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    seed: Annotated[int, typer.Option(help="Run seed; each (task, sample) derives its own.")] = 0,
+    n_ctx: Annotated[int, typer.Option(help="Context window in tokens (per sequence).")] = 4096,
+    n_gpu_layers: Annotated[
+        int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
+    ] = -1,
+    call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible model server to use instead of --model.")
+    ] = None,
+    api_model: Annotated[
+        str | None, typer.Option(help="Model name on the server (default: the first it lists).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable that holds the server's API key.")
+    ] = None,
+    api_tool_calls: Annotated[
+        str, typer.Option(help="text (this project's turn format) or native (the server's tool_calls).")
+    ] = "text",
+    api_grammar: Annotated[
+        str,
+        typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off."),
+    ] = "auto",
+    api_concurrency: Annotated[int, typer.Option(help="Requests in flight to the server at once.")] = 4,
+) -> None:
+    """Run n samples of every task, each scored by every reward, into a run folder that a kill -9
+    cannot corrupt: traces are appended and fsynced as they finish, and --resume carries on."""
+    from sandbox._generate import GenerateOptions
+    from sandbox._generate import generate as run_generate
+    from sandbox._generate import summary_table as generate_table
+    from sandbox._run import HttpModelOptions
+
+    if base_url is None and (api_model is not None or api_key_env is not None):
+        raise SandboxError("--api-model and --api-key-env go with --base-url")
+    http = None
+    if base_url is not None:
+        http = HttpModelOptions(
+            base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency
+        )
+    options = GenerateOptions(
+        tasks=_task_path(tasks),
+        servers=servers,
+        out=out,
+        model=model,
+        n=n,
+        parallel=parallel,
+        resume=resume,
+        overwrite=overwrite,
+        mode=mode,  # type: ignore[arg-type]
+        rewards=rewards,
+        judge=judge,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        token_budget=token_budget,
+        max_steps=max_steps,
+        seed=seed,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        call_timeout=call_timeout,
+        only=tuple(task_id or ()),
+        http=http,
+    )
+    try:
+        summary = anyio.run(partial(run_generate, options, console=err_console))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the traces written so far are in {out}; continue with --resume")
+        raise typer.Exit(130) from None
+    console.print(generate_table(summary))
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder (or trace JSONL file) to export.")],
+    fmt: Annotated[str, typer.Option("--format", help="sft, openai, dpo or grpo.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for train/eval files and export.json.")],
+    min_reward: Annotated[
+        float | None, typer.Option(help="sft/openai: keep traces whose reward is at least this.")
+    ] = None,
+    reward: Annotated[
+        str, typer.Option(help="'total' (sum of a trace's rewards) or one reward's name.")
+    ] = "total",
+    split: Annotated[float, typer.Option(help="Share of tasks in train; the rest go to eval.")] = 1.0,
+    parquet: Annotated[bool, typer.Option(help="Write Parquet instead of JSONL.")] = False,
+    branch: Annotated[bool, typer.Option(help="dpo: the prompt holds the turns both samples share.")] = False,
+    min_gap: Annotated[float, typer.Option(help="dpo: least reward gap between chosen and rejected.")] = 0.0,
+    calls: Annotated[
+        str, typer.Option(help="text (turns as the model wrote them) or native (calls only in tool_calls).")
+    ] = "text",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in -o.")] = False,
+) -> None:
+    """Turn a run's scored traces into SFT, OpenAI, DPO or GRPO datasets, split by task."""
+    from sandbox._export import ExportOptions, export_run
+
+    report = export_run(
+        ExportOptions(
+            source=run,
+            format=fmt,  # type: ignore[arg-type]
+            out=out,
+            min_reward=min_reward,
+            reward=reward,
+            split=split,
+            parquet=parquet,
+            branch=branch,
+            min_gap=min_gap,
+            calls=calls,  # type: ignore[arg-type]
+            overwrite=overwrite,
+        )
+    )
+    rows = ", ".join(f"{split_name} {count}" for split_name, count in report.rows.items())
+    console.print(f"{report.traces} trace(s) -> {fmt} rows: {rows}", highlight=False, markup=False)
+    for reason, count in report.skipped.most_common():
+        console.print(f"  left out: {count} {reason}", highlight=False, markup=False)
+    for path in report.files:
+        console.print(f"wrote {path}", highlight=False, markup=False)
+
+
+@app.command()
 def loss(
     traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
     model: Annotated[
@@ -309,6 +460,47 @@ def score(
     summary = score_file(traces, out, chosen, overwrite=overwrite)
     console.print(summary_table(summary))
     console.print(f"wrote {summary.traces} trace(s) to {out}", highlight=False, markup=False)
+
+
+@app.command()
+def replay(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file (or a run folder's traces.jsonl).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the replayed traces (JSONL).")],
+    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Re-run a live GGUF model against the recorded tool results instead."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
+    judge: Annotated[
+        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+    ] = None,
+) -> None:
+    """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
+    from sandbox._models import LlamaModel
+    from sandbox._replay import replay_file
+    from sandbox._run import select_rewards
+
+    chosen = select_rewards(rewards, judge)
+    live = LlamaModel(model) if model is not None else None
+    try:
+        summary = anyio.run(lambda: replay_file(traces, out, chosen, model=live, overwrite=overwrite))
+    finally:
+        if live is not None:
+            live.close()
+    console.print(
+        f"replayed {summary.traces} trace(s) into {out}: {summary.same_rewards} scored as recorded, "
+        f"{len(summary.changed)} differ"
+        + (f" ({', '.join(summary.changed[:5])})" if summary.changed else "")
+        + (
+            f"; {summary.newer_versions} reward(s) recorded by another version"
+            if summary.newer_versions
+            else ""
+        )
+        + (f"; {summary.unrecorded_calls} unrecorded call(s)" if model is not None else ""),
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()

@@ -274,6 +274,8 @@ class Trace(_Record):
     tool_seconds: float = 0.0
     created_at: str = ""
     code_version: str = ""
+    # Set on a trace made by ``sandbox replay``: the id of the trace whose turns and tool results it re-ran.
+    replayed_from: str | None = None
 
     @field_validator("schema_version")
     @classmethod

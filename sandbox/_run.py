@@ -106,8 +106,12 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     async with ToolHub(servers, call_timeout=options.call_timeout) as hub:
         with options.out.open("w", encoding="utf-8") as handle:
             for number, task in enumerate(tasks, start=1):
+                # Each episode gets its own view: stateful servers start fresh, from the warm pool.
                 with console.status(f"[{number}/{len(tasks)}] {task.id}"):
-                    trace = await run_episode(task, model, hub, limits, mode=options.mode, sampling=sampling)
+                    async with hub.episode(task.servers) as episode_hub:
+                        trace = await run_episode(
+                            task, model, episode_hub, limits, mode=options.mode, sampling=sampling
+                        )
                 trace = score_trace(trace, task, rewards)
                 write_trace(handle, trace)
                 traces.append(trace)

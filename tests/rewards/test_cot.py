@@ -102,7 +102,7 @@ def test_a_short_right_answer() -> None:
         "doubtful_or_complex_penalty": 0.0,
         "verbosity_penalty": 0.0,
     }
-    assert (reward.name, reward.version) == ("cot", "1+rule-prm@1")
+    assert (reward.name, reward.version) == ("cot", "1+rule-prm@2")
 
 
 def test_a_right_answer_after_a_long_detour() -> None:

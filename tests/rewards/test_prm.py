@@ -19,7 +19,7 @@ def grade(step: Step, before: list[Step] | None = None) -> float:
 
 def test_the_rule_prm_is_a_process_reward_model() -> None:
     assert isinstance(PRM, ProcessRewardModel)
-    assert (PRM.name, PRM.version) == ("rule-prm", "1")
+    assert (PRM.name, PRM.version) == ("rule-prm", "2")
 
 
 # --------------------------------------------------------------------------- step grades
