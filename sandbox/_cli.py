@@ -3,6 +3,7 @@
 sandbox run   --tasks T.jsonl --servers mcp.json [--model M.gguf | --base-url URL] [--mode constrained|free]
               --out traces.jsonl
 sandbox generate --tasks T.jsonl --servers mcp.json --out RUN_DIR [--model M.gguf] [--n 10] [--parallel K]
+                 [--ray local|auto|ray://HOST:PORT --ray-workers W]
               [--resume | --overwrite]
 sandbox export RUN_DIR --format sft|openai|dpo|grpo -o OUT [--min-reward X] [--split 0.9] [--parquet]
 sandbox show  traces.jsonl [--trace ID | --index N]
@@ -246,6 +247,12 @@ def generate(
         typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off."),
     ] = "auto",
     api_concurrency: Annotated[int, typer.Option(help="Requests in flight to the server at once.")] = 4,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Shard over Ray: 'local' (a private instance), 'auto', or ray://HOST:PORT."),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers, each with its own model and servers.")] = 1,
+    ray_worker_cpus: Annotated[float, typer.Option(help="CPUs each Ray worker reserves.")] = 1.0,
 ) -> None:
     """Run n samples of every task, each scored by every reward, into a run folder that a kill -9
     cannot corrupt: traces are appended and fsynced as they finish, and --resume carries on."""
@@ -284,6 +291,9 @@ def generate(
         call_timeout=call_timeout,
         only=tuple(task_id or ()),
         http=http,
+        ray=ray,
+        ray_workers=ray_workers,
+        ray_worker_cpus=ray_worker_cpus,
     )
     try:
         summary = anyio.run(partial(run_generate, options, console=err_console))

@@ -92,6 +92,12 @@ class GenerateOptions:
     call_timeout: float = 30.0
     only: tuple[str, ...] = ()
     http: HttpModelOptions | None = None
+    # Ray: an address for ray.init ("local" starts a private instance), workers (actors), and the CPUs
+    # each worker reserves; ``parallel`` then counts episodes per worker.
+    ray: str | None = None
+    ray_workers: int = 1
+    ray_worker_cpus: float = 1.0
+    ray_cpus: int | None = None  # CPUs of a "local" instance (default: all)
 
 
 def derive_seed(run_seed: int, task_id: str, sample: int) -> int:
@@ -674,6 +680,7 @@ def check_options(options: GenerateOptions) -> None:
             f"--mode must be 'constrained' or 'free', not {options.mode!r}",
         ),
         (options.http is not None and options.model is not None, "--model and --base-url exclude each other"),
+        (options.ray_workers < 1, "--ray-workers must be at least 1"),
     ]
     for failed, message in problems:
         if failed:
@@ -710,7 +717,9 @@ async def generate(
         summary.rewards, summary.notes = folder.rewards, notes
         for note in notes:
             console.print(note, highlight=False, markup=False)
-        if pending:
+        if pending and options.ray is not None and model is None:
+            await _run_pending_on_ray(options, config, pending, folder, summary, console)
+        elif pending:
             own_model = model is None
             model = model or open_model(options)
             try:
@@ -723,6 +732,35 @@ async def generate(
         return summary
     finally:
         folder.close()
+
+
+async def _run_pending_on_ray(
+    options: GenerateOptions,
+    config: RunConfig,
+    pending: list[tuple[Task, int]],
+    folder: RunFolder,
+    summary: GenerateSummary,
+    console: Console,
+) -> None:
+    """The pending pairs on Ray workers (see ``sandbox/_ray.py``); this process stays the one writer."""
+    from sandbox._ray import run_on_ray
+
+    started = time.perf_counter()
+    with RunProgress(console, summary) as progress:
+
+        def on_trace(trace: Trace) -> None:
+            folder.append(trace)
+            summary.add(trace)
+            summary.seconds = time.perf_counter() - started
+            progress.update()
+
+        try:
+            hosts = await run_on_ray(
+                options, config.sampling.model_dump_json(), config.mode, pending, on_trace
+            )
+        finally:
+            summary.seconds = time.perf_counter() - started
+    summary.notes.append(f"ran on {len(hosts)} Ray worker(s): {', '.join(sorted(set(hosts)))}")
 
 
 def _pairs(tasks: Sequence[Task], n: int) -> set[tuple[str, int]]:

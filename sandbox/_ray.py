@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -51,7 +52,8 @@ def init_ray(address: str, *, num_cpus: int | None = None) -> Any:
 class EpisodeWorker:
     """One Ray actor's state: model, hub and rewards, built from the run's options on the worker."""
 
-    def __init__(self, options: Any) -> None:
+    def __init__(self, options: Any, folder: str) -> None:
+        os.chdir(folder)
         self._options = options
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -145,9 +147,10 @@ async def run_on_ray(
     actor_class = ray.remote(num_cpus=options.ray_worker_cpus, max_concurrency=options.parallel + 2)(
         EpisodeWorker
     )
-    # Paths and options travel as they are; the worker re-checks everything it reads.
+    # Options travel as they are, with this process's folder: a worker works from the same folder, so
+    # relative paths (tasks, config, a server's arguments) mean what they mean here.
     local = dataclasses.replace(options, ray=None)
-    actors = [actor_class.remote(local) for _ in range(workers)]
+    actors = [actor_class.remote(local, os.getcwd()) for _ in range(workers)]
     try:
         hosts = await _unwrapped(asyncio.gather(*(actor.start.remote(sampling_json) for actor in actors)))
         queue: Iterator[tuple[Task, int]] = iter(pending)
