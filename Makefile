@@ -27,7 +27,7 @@ lint: install-test
 	$(BIN)/ruff format --check sandbox servers tools rewards tests bench
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test $(VENV)/mcp1/.installed $(VENV)/node/.installed
 	@# Debian's chromium for the HTML viewer's browser tests; installed when missing and run as root.
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } || true
 	@# bubblewrap: the python server's sandbox; it refuses to start without it.
@@ -44,6 +44,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# Third-party MCP servers for the interoperability tests (tests/e2e/test_third_party_servers.py):
+# an interpreter with mcp 1.x, for servers written against it, and the Node filesystem server.
+$(VENV)/mcp1/.installed: | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/mcp1
+	$(VENV)/mcp1/bin/python -m pip install --quiet 'mcp<2'
+	touch $@
+
+$(VENV)/node/.installed: | $(BIN)/python
+	@# Without npm the Node server tests skip, saying why.
+	if command -v npm >/dev/null; then \
+	  npm install --prefix $(VENV)/node --save-exact --no-audit --no-fund --silent \
+	    @modelcontextprotocol/server-filesystem@2026.8.31 && touch $@; \
+	else echo "npm not found: the Node MCP server tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -43,8 +43,9 @@ REPEATED_CALL_GRADE = 0.0  # a loop earns nothing: the process total must not pa
 INFRASTRUCTURE_ERROR_GRADE = 0.5
 GOOD_STEP_GRADE = 1.0
 EMPTY_ANSWER_GRADE = 0.0
-# Failures of the server or transport, not of the call the model wrote.
-INFRASTRUCTURE_ERRORS = frozenset({"timeout", "server_crashed", "protocol_error"})
+# Failures of the server or transport, not of the call the model wrote ("not_recorded": a live
+# replay asked for a call that the recording lacks).
+INFRASTRUCTURE_ERRORS = frozenset({"timeout", "server_crashed", "protocol_error", "not_recorded"})
 
 # Attributes.
 ANSWERED_WEIGHT = 0.5  # helpfulness: half for the answer, half for using the ideal tools

@@ -474,43 +474,42 @@ def score(
 
 @app.command()
 def replay(
-    traces: Annotated[Path, typer.Argument(help="Trace JSONL file (or a run folder's traces.jsonl).")],
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file, or a run folder.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the replayed traces (JSONL).")],
     rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
     model: Annotated[
         Path | None,
         typer.Option(help="Re-run a live GGUF model against the recorded tool results instead."),
     ] = None,
+    max_steps: Annotated[int, typer.Option(help="With --model: steps per episode before it stops.")] = 6,
+    token_budget: Annotated[int, typer.Option(help="With --model: completion tokens per episode.")] = 2048,
+    n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
     judge: Annotated[
         Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
     ] = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
+    from sandbox._episode import Limits
     from sandbox._models import LlamaModel
-    from sandbox._replay import replay_file
+    from sandbox._replay import check_replay_paths, replay_file
     from sandbox._run import select_rewards
+    from sandbox._score import summary_table as score_table
 
     chosen = select_rewards(rewards, judge)
-    live = LlamaModel(model) if model is not None else None
+    check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
+    live = LlamaModel(model, n_ctx=n_ctx) if model is not None else None
+    limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
     try:
-        summary = anyio.run(lambda: replay_file(traces, out, chosen, model=live, overwrite=overwrite))
+        report = anyio.run(
+            partial(replay_file, traces, out, chosen, model=live, limits=limits, overwrite=overwrite)
+        )
     finally:
         if live is not None:
             live.close()
-    console.print(
-        f"replayed {summary.traces} trace(s) into {out}: {summary.same_rewards} scored as recorded, "
-        f"{len(summary.changed)} differ"
-        + (f" ({', '.join(summary.changed[:5])})" if summary.changed else "")
-        + (
-            f"; {summary.newer_versions} reward(s) recorded by another version"
-            if summary.newer_versions
-            else ""
-        )
-        + (f"; {summary.unrecorded_calls} unrecorded call(s)" if model is not None else ""),
-        highlight=False,
-        markup=False,
-    )
+    console.print(score_table(report.scores))
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()

@@ -132,7 +132,7 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
         cwd = str((base / cwd).resolve())
     return ServerConfig(
         name=name,
-        command=_resolve_command(name, str(command), where),
+        command=_resolve_command(name, str(command), where, base),
         args=tuple(args),
         env=dict(env),
         cwd=cwd,
@@ -157,18 +157,36 @@ def _state_options(name: str, entry: Mapping[str, Any], where: str) -> tuple[boo
     return stateful, pool_size
 
 
-def _resolve_command(name: str, command: str, where: str) -> str:
+def _resolve_command(name: str, command: str, where: str, base: Path | None = None) -> str:
     if command in _PYTHON_NAMES:
         return sys.executable
-    # PATH first, then the scripts folder of this interpreter (servers installed beside the sandbox
-    # in the same virtual environment, which need not be activated).
-    found = shutil.which(command) or shutil.which(command, path=str(Path(sys.executable).parent))
+    if "/" in command:  # a path (another interpreter, say): from the config's folder, else from here
+        path = Path(command).expanduser()
+        tries = [base / path, path] if base is not None and not path.is_absolute() else [path]
+        found = next((hit for hit in map(shutil.which, tries) if hit), None)
+    else:
+        found = shutil.which(command) or next(
+            (hit for folder in _command_folders(base) if (hit := shutil.which(command, path=str(folder)))),
+            None,
+        )
     if found is None:
         raise ConfigError(
-            f"{where}: server {name!r}: command {command!r} not found "
-            '(install it, or give its full path in "command")'
+            f"{where}: server {name!r}: command {command!r} not found on PATH, beside {sys.executable}, "
+            'or in a node_modules/.bin (install it, or give its full path in "command")'
         )
-    return found
+    return os.path.abspath(found)  # a relative path must not change meaning with the server's cwd
+
+
+def _command_folders(base: Path | None) -> list[Path]:
+    """Where a command not on PATH is looked for: the scripts folder of this interpreter (servers
+    installed beside the sandbox, in a virtual environment that need not be activated), then where
+    npm puts a Node server's command: ``node_modules/.bin`` beside the config, and the environment's
+    ``node/node_modules/.bin`` (``make install-test`` installs Node servers there)."""
+    folders = [Path(sys.executable).parent]
+    if base is not None:
+        folders.append(base / "node_modules" / ".bin")
+    folders.append(Path(sys.prefix) / "node" / "node_modules" / ".bin")
+    return folders
 
 
 # --------------------------------------------------------------------------- connections

@@ -128,7 +128,10 @@ class ToolCall(_Record):
     arguments: JSONObject = Field(default_factory=dict)
 
 
-ToolErrorKind = Literal["tool_error", "unknown_tool", "timeout", "server_crashed", "protocol_error"]
+# ``not_recorded``: a replay (``sandbox replay``) has no recorded result for the call.
+ToolErrorKind = Literal[
+    "tool_error", "unknown_tool", "timeout", "server_crashed", "protocol_error", "not_recorded"
+]
 
 
 class ToolResult(_Record):

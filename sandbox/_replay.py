@@ -3,79 +3,122 @@
 A trace holds every turn the model wrote and every tool result it got. Replaying it runs the same
 episode loop (``run_episode``) with two stand-ins:
 
-* :class:`ReplayModel` writes the recorded turns, with their recorded token counts and finish
-  reasons, and ends the episode the way it ended (a full context, a model error);
+* :class:`ReplayModel` writes the recorded turns, with their recorded token counts, finish reasons
+  and model time, then ends the episode the way it ended: a full context or a model failure is
+  raised again from its recorded message (the failure itself is not re-run);
 * :class:`ReplayHub` lists the recorded tools and servers and answers each call with its recorded
-  result.
+  result: the first unused recorded call with the same tool name and the same arguments.
 
-The loop rebuilds the transcript (retry notes and tool messages included), so a replayed trace has
-the original's messages, steps, answer and stop reason, and scores exactly as it did: rewards can be
-changed and re-run over thousands of traces in seconds, deterministically.
+The loop rebuilds the transcript (system prompt, retry notes, tool messages), so under unchanged code
+a replayed trace has the original's messages, steps, answer and stop reason, and scores exactly as it
+did: rewards can be changed and re-run over thousands of traces in seconds, deterministically. When
+the code has changed (a new parser, a new system prompt), the replay shows how today's loop reads the
+recorded turns, and :func:`first_difference` names the first place it differs from the recording.
 
 With a live model instead (``--model M.gguf``), the model writes new turns against the recorded
-tools: a call that was recorded (same tool, same arguments) gets its recorded result, any other an
-``is_error`` result that says it was not recorded. Tool results then never change between runs.
+tools: a recorded call gets its recorded result, any other an ``is_error`` result of kind
+``not_recorded``. Tool results then never change between runs, and no server is needed.
+
+A replayed trace keeps its provenance (the recorded model unless a live one ran, the recorded servers
+and tools) and names the trace it re-ran in ``replayed_from``. A scripted replay that reproduced the
+recording keeps the recording's timings too: no model or tool ran.
+
+Not replayable: a trace with a tool call whose result was never recorded (there is nothing to answer
+it with); such a trace is skipped with the reason. A trace that ended in ``model_error`` or
+``context_full`` replays up to that end, which it repeats from the recorded message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rewards import RewardFn, score_trace
 from sandbox._episode import Limits, run_episode
-from sandbox._errors import ConfigError, ContextFullError, TraceFileError
+from sandbox._errors import ConfigError, ContextFullError
+from sandbox._generate import read_run_traces, run_trace_file
 from sandbox._models import Model, ModelRequest, ModelResponse
-from sandbox._records import ModelInfo, ServerInfo, ToolResult, ToolSpec, Trace, iter_traces, write_trace
+from sandbox._records import ModelInfo, ServerInfo, Step, ToolResult, ToolSpec, Trace, write_trace
+from sandbox._score import ScoreSummary
 
-NOT_RECORDED = "this call was not recorded in the trace being replayed (tool {name!r}, arguments {arguments})"
+NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"
+# What a step must repeat for a replay to count as reproducing the recording (timings excluded).
+_STEP_FIELDS = ("raw_text", "thought", "action", "call", "parse_error", "answer", "result", "finish_reason")
+
+
+class NotReplayableError(ValueError):
+    """A trace that cannot be re-run from its record; the message says why."""
 
 
 class ReplayModel:
-    """Writes a trace's recorded turns in order; then ends the episode as the trace ended."""
+    """Writes a trace's recorded turns in order, then ends the episode as the trace ended."""
 
     def __init__(self, trace: Trace) -> None:
         self._trace = trace
         self._next = 0
         self.info: ModelInfo = trace.model
 
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        return self.complete(request)  # no thread hop: nothing here blocks
+
     def complete(self, request: ModelRequest) -> ModelResponse:
         steps = self._trace.steps
         if self._next < len(steps):
             step = steps[self._next]
             self._next += 1
-            return ModelResponse(step.raw_text, step.finish_reason, step.usage, step.model_seconds)
+            finish: Any = step.finish_reason  # as recorded, so the replayed step repeats it
+            return ModelResponse(step.raw_text, finish, step.usage, step.model_seconds)
         if self._trace.stop_reason == "context_full":
-            raise ContextFullError(_recorded_message(self._trace.error))
+            raise ContextFullError(self._trace.error or "the context was full")
         if self._trace.stop_reason == "model_error":
             kind, message = _split_error(self._trace.error)
+            # run_episode records "<exception type>: <message>": a type of the recorded name repeats it.
             raise type(kind, (Exception,), {})(message)
-        raise RuntimeError(f"trace {self._trace.id} has only {len(steps)} recorded turns")
+        raise IndexError(
+            f"the recording of trace {self._trace.id} has {len(steps)} turn(s) and this replay asked "
+            f"for turn {self._next + 1}: the replay diverged from the recording"
+        )
 
 
 class ReplayHub:
-    """The recorded tools and servers of a trace; each call answered with its recorded result."""
+    """A trace's recorded tools and servers; each call answered with its recorded result.
+
+    Satisfies the ``Hub`` protocol of ``run_episode``. A recorded result is handed out once: the
+    first unused recorded call with the same tool name and arguments gets it, so a stateful tool
+    called twice with the same arguments answers as it did, in order.
+    """
 
     def __init__(self, trace: Trace) -> None:
         self._tools = list(trace.tools)
         self._servers = list(trace.servers)
-        self._recorded = [(s.call.name, _key(s.call.arguments), s.result) for s in trace.steps if s.call]
+        self._recorded = [
+            (step.call.name, _key(step.call.arguments), step.result)
+            for step in trace.steps
+            if step.call is not None and step.result is not None
+        ]
         self._used: set[int] = set()
         self.unrecorded = 0
 
     def tools(self, servers: Sequence[str] | None = None) -> list[ToolSpec]:
-        return list(self._tools)
+        if servers is None:
+            return list(self._tools)
+        return [spec for spec in self._tools if not spec.server or spec.server in servers]
 
     def server_info(self, servers: Sequence[str] | None = None) -> list[ServerInfo]:
-        return list(self._servers)
+        if servers is None:
+            return list(self._servers)
+        return [info for info in self._servers if info.name in servers]
 
     async def call(
         self,
         name: str,
-        arguments: dict,
+        arguments: Mapping[str, Any],
         *,
         servers: Sequence[str] | None = None,
         timeout: float | None = None,
@@ -84,54 +127,91 @@ class ReplayHub:
         for index, (recorded_name, recorded_key, result) in enumerate(self._recorded):
             if index not in self._used and recorded_name == name and recorded_key == key:
                 self._used.add(index)
-                if result is None:  # recorded without a result: the original episode never got one
-                    break
                 return result
         self.unrecorded += 1
-        text = NOT_RECORDED.format(name=name, arguments=json.dumps(arguments, sort_keys=True))
-        return ToolResult(text=text, is_error=True, error_kind="tool_error")
+        text = NOT_RECORDED.format(name=name, arguments=key)
+        return ToolResult(text=text, is_error=True, error_kind="not_recorded")
 
 
 def check_replayable(trace: Trace) -> None:
-    """Refuse, with the reason, a trace that cannot be re-run from its record."""
-    if trace.steps and any(step.call is not None and step.result is None for step in trace.steps[:-1]):
-        raise TraceFileError(
-            f"trace {trace.id}: a tool call has no recorded result, so it cannot be replayed"
-        )
+    """Raise :class:`NotReplayableError` for a trace that cannot be re-run from its record."""
+    for step in trace.steps:
+        if step.action == "tool_call" and step.call is not None and step.result is None:
+            raise NotReplayableError(
+                f"step {step.index} calls {step.call.name} but no result was recorded for it"
+            )
 
 
-async def replay_trace(trace: Trace, model: Model | None = None) -> Trace:
-    """Re-run one trace's episode (see the module doc); the result names the original in ``replayed_from``."""
+async def replay_trace(trace: Trace, model: Model | None = None, limits: Limits | None = None) -> Trace:
+    """Re-run one trace's episode (see the module doc), unscored.
+
+    Without ``model`` the recorded turns are replayed under limits that end the episode where the
+    recording ended; with one, that model writes the turns under ``limits`` (default ``Limits()``).
+    """
     check_replayable(trace)
     hub = ReplayHub(trace)
-    replay_model = model or ReplayModel(trace)
-    limits = _limits_that_end_like(trace) if model is None else Limits()
-    started = time.perf_counter()
+    scripted = model is None
     replayed = await run_episode(
-        trace.task, replay_model, hub, limits, mode=trace.mode, sampling=trace.sampling, sample=trace.sample
+        trace.task,
+        ReplayModel(trace) if model is None else model,
+        hub,
+        _limits_that_end_like(trace) if scripted else (limits or Limits()),
+        mode=trace.mode,
+        sampling=trace.sampling,
+        sample=trace.sample,
     )
-    update = {"replayed_from": trace.id, "wall_seconds": time.perf_counter() - started}
-    if model is None:  # the recorded turns took the recorded model time; the trace keeps its model
-        update |= {"model": trace.model, "id": f"{trace.id}:replay"}
+    update: dict[str, Any] = {"replayed_from": trace.id}
+    if scripted:
+        update["id"] = f"{trace.id}:replay"
+        if first_difference(trace, replayed) is None:  # nothing ran: the recording's timings stand
+            steps = [
+                again.model_copy(update={"tool_seconds": recorded.tool_seconds})
+                for again, recorded in zip(replayed.steps, trace.steps, strict=True)
+            ]
+            update |= {"steps": steps, "wall_seconds": trace.wall_seconds, "tool_seconds": trace.tool_seconds}
     return replayed.model_copy(update=update)
+
+
+def first_difference(recorded: Trace, replayed: Trace) -> str | None:
+    """Where a replayed episode first departs from the recording, in words; None if it does not."""
+    for before, after in zip(recorded.steps, replayed.steps, strict=False):
+        for name in _STEP_FIELDS:
+            if getattr(before, name) != getattr(after, name):
+                return f"step {before.index}: {name} was {_short(before, name)}, now {_short(after, name)}"
+    if len(recorded.steps) != len(replayed.steps):
+        return f"{len(recorded.steps)} step(s) recorded, {len(replayed.steps)} replayed"
+    for name in ("stop_reason", "final_answer", "error"):
+        if getattr(recorded, name) != getattr(replayed, name):
+            return f"{name} was {getattr(recorded, name)!r}, now {getattr(replayed, name)!r}"
+    if len(recorded.messages) != len(replayed.messages):
+        return f"{len(recorded.messages)} message(s) recorded, {len(replayed.messages)} replayed"
+    for index, (before, after) in enumerate(zip(recorded.messages, replayed.messages, strict=True)):
+        if before != after:
+            return f"message {index} ({before.role}) differs"
+    return None
+
+
+def _short(step: Step, name: str) -> str:
+    value = getattr(step, name)
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_defaults=True)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _limits_that_end_like(trace: Trace) -> Limits:
     """Limits under which the loop stops where the recorded episode stopped, and for the same reason."""
-    steps = len(trace.steps)
+    steps, spent = len(trace.steps), trace.completion_tokens
     if trace.stop_reason == "token_budget":
-        return Limits(max_steps=steps + 1, max_completion_tokens=trace.completion_tokens)
+        return Limits(max_steps=steps + 1, max_completion_tokens=spent)
     if trace.stop_reason in ("context_full", "model_error"):
-        return Limits(max_steps=steps + 1, max_completion_tokens=trace.completion_tokens + 1)
-    return Limits(max_steps=max(steps, 1), max_completion_tokens=trace.completion_tokens + 1)
+        return Limits(max_steps=steps + 1, max_completion_tokens=spent + 1)
+    return Limits(max_steps=max(steps, 1), max_completion_tokens=spent + 1)
 
 
-def _key(arguments: dict) -> str:
+def _key(arguments: Mapping[str, Any]) -> str:
+    """Arguments compared as canonical JSON: 1 and true differ, key order does not."""
     return json.dumps(arguments, sort_keys=True, ensure_ascii=False)
-
-
-def _recorded_message(error: str | None) -> str:
-    return error or "the context was full"
 
 
 def _split_error(error: str | None) -> tuple[str, str]:
@@ -141,15 +221,63 @@ def _split_error(error: str | None) -> tuple[str, str]:
     return kind, message
 
 
-@dataclass
-class ReplaySummary:
-    """What a replay of a trace file did: how many traces, and how many scored as they were."""
+# --------------------------------------------------------------------------- files
 
-    traces: int = 0
-    same_rewards: int = 0
-    changed: list[str] = field(default_factory=list)  # ids of traces whose rewards differ
-    unrecorded_calls: int = 0  # calls a live model made that the trace had not recorded
-    newer_versions: int = 0  # (trace, reward) pairs recorded by another version of the reward
+
+@dataclass
+class ReplayReport:
+    """What a replay of a trace file did.
+
+    ``reproduced`` counts scripted replays whose episode equals the recording; ``diverged`` and
+    ``skipped`` hold ``(trace id, why)``; ``changed`` the ids of traces where a reward in both the
+    recording and the replay, at the same version, now has another value. A reward recorded by
+    another version of itself may rightly score differently: it is counted in ``other_versions``,
+    not compared.
+    """
+
+    scores: ScoreSummary
+    live: bool = False
+    reproduced: int = 0
+    diverged: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    other_versions: int = 0
+    unrecorded_calls: int = 0
+
+    @property
+    def replayed(self) -> int:
+        return self.scores.traces
+
+    def lines(self) -> list[str]:
+        """The report in plain lines, for the command line."""
+        head = f"replayed {self.replayed} trace(s) into {self.scores.out}"
+        if self.live:
+            head += f"; {self.unrecorded_calls} call(s) had no recorded result"
+        else:
+            head += f": {self.reproduced} reproduced the recording, {len(self.diverged)} diverged"
+        kept = self.replayed - len(self.changed)
+        scores = f"rewards: {kept} trace(s) scored as recorded, {len(self.changed)} changed"
+        if self.other_versions:
+            scores += f" ({self.other_versions} recorded reward(s) of another version not compared)"
+        lines = [head, scores]
+        lines += [f"  diverged {trace_id}: {why}" for trace_id, why in self.diverged]
+        lines += [f"  skipped {trace_id}: {why}" for trace_id, why in self.skipped]
+        lines += [f"  changed {trace_id}" for trace_id in self.changed[:20]]
+        return lines
+
+
+def check_replay_paths(traces: Path, out: Path, *, overwrite: bool = False) -> Path:
+    """The trace file to read (``traces`` or its run folder's), once ``out`` may be written.
+
+    Raises :class:`ConfigError` when there is nothing to read, ``out`` is the input, or ``out``
+    already holds traces and ``overwrite`` is not set.
+    """
+    source = run_trace_file(traces)
+    if out.resolve() == source.resolve():
+        raise ConfigError(f"{out} is the input file; write the replayed traces somewhere else")
+    if not overwrite and out.exists() and out.stat().st_size > 0:
+        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
+    return source
 
 
 async def replay_file(
@@ -158,36 +286,67 @@ async def replay_file(
     rewards: Mapping[str, RewardFn],
     *,
     model: Model | None = None,
+    limits: Limits | None = None,
     overwrite: bool = False,
-) -> ReplaySummary:
-    """Replay every trace of ``traces`` into ``out``, each scored by ``rewards`` (see the module doc)."""
-    if not overwrite and out.exists() and out.stat().st_size > 0:
-        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
-    summary = ReplaySummary()
+) -> ReplayReport:
+    """Replay every trace of ``traces`` (a trace file or a run folder) into ``out``, each scored
+    afresh by ``rewards`` (no reward is carried over from the recording).
+
+    ``out`` is written under a temporary name and moved into place at the end, so a failure leaves
+    no half-written file. Raises :class:`ConfigError` when ``out`` is the input, already holds
+    traces (without ``overwrite``), or no trace could be replayed.
+    """
+    source = check_replay_paths(traces, out, overwrite=overwrite)
+    report = ReplayReport(scores=ScoreSummary(out=out), live=model is not None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
-        for trace in iter_traces(traces):
-            replayed = score_trace(await replay_trace(trace, model), trace.task, rewards)
-            write_trace(handle, replayed)
-            summary.traces += 1
-            # a reward recorded by another version of itself may rightly score differently: not compared
-            comparable = [
-                name
-                for name in rewards
-                if name in trace.rewards
-                and name in replayed.rewards
-                and trace.rewards[name].version == replayed.rewards[name].version
-            ]
-            summary.newer_versions += len(rewards) - len(comparable)
-            if all(trace.rewards[n].value == replayed.rewards[n].value for n in comparable):
-                summary.same_rewards += 1
-            else:
-                summary.changed.append(trace.id)
-            summary.unrecorded_calls += sum(
-                1
-                for step in replayed.steps
-                if step.result is not None and "was not recorded" in step.result.text
-            )
-    if summary.traces == 0:
-        raise TraceFileError(f"{traces}: no traces to replay")
-    return summary
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, then moved or removed
+        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            for trace in read_run_traces(source):
+                replayed = await _replay_one(trace, model, limits, rewards, report)
+                if replayed is not None:
+                    write_trace(handle, replayed)
+        if report.replayed == 0:
+            why = f" ({report.skipped[0][1]})" if report.skipped else ""
+            raise ConfigError(f"{source}: no trace could be replayed{why}")
+        os.replace(handle.name, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+        raise
+    return report
+
+
+async def _replay_one(
+    trace: Trace,
+    model: Model | None,
+    limits: Limits | None,
+    rewards: Mapping[str, RewardFn],
+    report: ReplayReport,
+) -> Trace | None:
+    try:
+        replayed = await replay_trace(trace, model, limits)
+    except NotReplayableError as exc:
+        report.skipped.append((trace.id, str(exc)))
+        return None
+    scored = score_trace(replayed, trace.task, rewards)
+    report.scores.traces += 1
+    for name in rewards:
+        report.scores.add(name, scored.rewards[name].value)
+    if model is None:
+        difference = first_difference(trace, replayed)
+        if difference is None:
+            report.reproduced += 1
+        else:
+            report.diverged.append((trace.id, difference))
+    else:
+        results = [step.result for step in replayed.steps if step.result is not None]
+        report.unrecorded_calls += sum(1 for result in results if result.error_kind == "not_recorded")
+    common = [name for name in rewards if name in trace.rewards]
+    same_version = [name for name in common if trace.rewards[name].version == scored.rewards[name].version]
+    report.other_versions += len(common) - len(same_version)
+    if any(scored.rewards[name].value != trace.rewards[name].value for name in same_version):
+        report.changed.append(trace.id)
+    return scored
