@@ -29,7 +29,9 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def _episodes(path: str, tasks: int, samples: int, parallel: int, max_tokens: int) -> dict:
+async def _episodes(
+    path: str, tasks: int, samples: int, parallel: int, max_tokens: int, unified: bool = True
+) -> dict:
     from sandbox._episode import Limits, run_episode
     from sandbox._hub import ToolHub, load_config
     from sandbox._records import Sampling, read_tasks
@@ -40,7 +42,7 @@ async def _episodes(path: str, tasks: int, samples: int, parallel: int, max_toke
     if path == "batched":
         from sandbox._batched import BatchedLlamaModel
 
-        model = BatchedLlamaModel(n_seq=parallel, n_ctx=4096)
+        model = BatchedLlamaModel(n_seq=parallel, n_ctx=4096, kv_unified=unified)
     else:
         from sandbox._models import LlamaModel
 
@@ -114,7 +116,9 @@ def _child(args: argparse.Namespace) -> None:
     if args.child == "scaling":
         print(json.dumps(_decode_scaling()))
         return
-    result = anyio.run(_episodes, args.child, args.tasks, args.samples, args.parallel, args.max_tokens)
+    result = anyio.run(
+        _episodes, args.child, args.tasks, args.samples, args.parallel, args.max_tokens, not args.separate_kv
+    )
     print(json.dumps(result))
 
 
@@ -122,6 +126,7 @@ def _run_child(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--child", name]
     command += ["--tasks", str(args.tasks), "--samples", str(args.samples)]
     command += ["--parallel", str(args.parallel), "--max-tokens", str(args.max_tokens)]
+    command += ["--separate-kv"] if args.separate_kv else []
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -134,6 +139,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--separate-kv", action="store_true", help="one KV stream per sequence")
     parser.add_argument("--child", choices=["sequential", "batched", "scaling"])
     args = parser.parse_args()
     if args.child:

@@ -140,8 +140,9 @@ class BatchedLlamaModel:
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seq
-        # One KV buffer for all sequences, so a shared prompt prefix is stored once. Separate streams
-        # (kv_unified=False) measured slower here, and copy a whole stream per shared prefix.
+        # One KV buffer for all sequences, so a shared prompt prefix is stored once. One stream per
+        # sequence (kv_unified=False) attends over fewer cells, but copies a whole stream per shared
+        # prefix; in agent episodes on this project's CPU the two measured alike (bench_generate.py).
         params.kv_unified = self._unified = kv_unified
         threads = n_threads or default_threads()
         params.n_threads = threads
