@@ -175,7 +175,7 @@ def summary_table(traces: list[Trace]) -> Table:
         model_s = sum(t.model_seconds for t in traces)
         table.add_section()
         table.add_row(
-            "mean",
+            "mean (seconds: total)",
             "",
             f"{sum(len(t.steps) for t in traces) / len(traces):.1f}",
             f"{sum(len(t.tool_calls) for t in traces) / len(traces):.1f}",
