@@ -276,6 +276,12 @@ StartHour = Annotated[int, Field(description="First hour to include, 0-23 (local
 EndHour = Annotated[int, Field(description="Last hour to include, 0-23 (local time).", ge=0, le=23)]
 
 
+# The model reads this text as written: a docstring inside make_server would carry its indentation.
+_DAILY_DESCRIPTION = """Summary of one day: high, low, daytime conditions and chance of precipitation.
+
+The summary does not say when it is warm or cold; use get_hourly_forecast for a time of day."""
+
+
 def make_server() -> MCPServer:
     """A weather server (it keeps no state: every server object answers the same)."""
     server = MCPServer(
@@ -287,12 +293,8 @@ def make_server() -> MCPServer:
         ),
     )
 
-    @server.tool(annotations=_READ_ONLY)
+    @server.tool(annotations=_READ_ONLY, description=_DAILY_DESCRIPTION)
     def get_daily_forecast(location: Location, date: DateArg) -> DailyForecast:
-        """Summary of one day: high, low, daytime conditions and chance of precipitation.
-
-        The summary does not say when it is warm or cold; use get_hourly_forecast for a time of day.
-        """
         return daily_forecast(location, date)
 
     @server.tool(annotations=_READ_ONLY)
