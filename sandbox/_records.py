@@ -10,14 +10,17 @@ to the shapes trainers want.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox._errors import TaskFileError, TraceFileError
+from sandbox._errors import ConfigError, TaskFileError, TraceFileError
 
 SCHEMA_VERSION = 1
 
@@ -297,6 +300,32 @@ class Trace(_Record):
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((spec for spec in self.tools if spec.name == name), None)
+
+
+def check_trace_output(source: Path, out: Path, *, overwrite: bool, made: str) -> None:
+    """Refuse an output trace file that is the input, or that holds traces when not ``overwrite``."""
+    if out.resolve() == source.resolve():
+        raise ConfigError(f"{out} is the input file; write the {made} traces somewhere else")
+    if not overwrite and out.exists() and out.stat().st_size > 0:
+        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
+
+
+@contextlib.contextmanager
+def replacing_trace_file(out: Path) -> Iterator[TextIO]:
+    """A handle on a temporary file beside ``out``, moved onto ``out`` when the block ends and
+    removed when it fails: ``out`` is never left half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, then moved or removed
+        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+        raise
 
 
 def write_trace(handle: Any, trace: Trace) -> None:

@@ -30,10 +30,7 @@ it with); such a trace is skipped with the reason. A trace that ended in ``model
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +41,17 @@ from sandbox._episode import Limits, run_episode
 from sandbox._errors import ConfigError, ContextFullError
 from sandbox._generate import read_run_traces, run_trace_file
 from sandbox._models import Model, ModelRequest, ModelResponse
-from sandbox._records import ModelInfo, ServerInfo, Step, ToolResult, ToolSpec, Trace, write_trace
+from sandbox._records import (
+    ModelInfo,
+    ServerInfo,
+    Step,
+    ToolResult,
+    ToolSpec,
+    Trace,
+    check_trace_output,
+    replacing_trace_file,
+    write_trace,
+)
 from sandbox._score import ScoreSummary
 
 NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"
@@ -273,10 +280,7 @@ def check_replay_paths(traces: Path, out: Path, *, overwrite: bool = False) -> P
     already holds traces and ``overwrite`` is not set.
     """
     source = run_trace_file(traces)
-    if out.resolve() == source.resolve():
-        raise ConfigError(f"{out} is the input file; write the replayed traces somewhere else")
-    if not overwrite and out.exists() and out.stat().st_size > 0:
-        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
+    check_trace_output(source, out, overwrite=overwrite, made="replayed")
     return source
 
 
@@ -298,24 +302,14 @@ async def replay_file(
     """
     source = check_replay_paths(traces, out, overwrite=overwrite)
     report = ReplayReport(scores=ScoreSummary(out=out), live=model is not None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, then moved or removed
-        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".partial", delete=False
-    )
-    try:
-        with handle:
-            for trace in read_run_traces(source):
-                replayed = await _replay_one(trace, model, limits, rewards, report)
-                if replayed is not None:
-                    write_trace(handle, replayed)
+    with replacing_trace_file(out) as handle:
+        for trace in read_run_traces(source):
+            replayed = await _replay_one(trace, model, limits, rewards, report)
+            if replayed is not None:
+                write_trace(handle, replayed)
         if report.replayed == 0:
             why = f" ({report.skipped[0][1]})" if report.skipped else ""
             raise ConfigError(f"{source}: no trace could be replayed{why}")
-        os.replace(handle.name, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise
     return report
 
 

@@ -14,10 +14,7 @@ The rule rewards need no model. A judge model's rewards plug in the same way: bu
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +23,7 @@ from rich.table import Table
 
 from rewards import RewardFn, score_trace
 from sandbox._errors import ConfigError
-from sandbox._records import iter_traces, write_trace
+from sandbox._records import check_trace_output, iter_traces, replacing_trace_file, write_trace
 
 
 @dataclass
@@ -59,30 +56,17 @@ def score_file(
     ``overwrite``) or the input holds none, ``TraceFileError`` naming the line of a bad trace, and
     ``RewardError`` naming the reward and trace when a reward crashes.
     """
-    if out.resolve() == traces.resolve():
-        raise ConfigError(f"{out} is the input file; write the re-scored traces somewhere else")
-    if not overwrite and out.exists() and out.stat().st_size > 0:
-        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
+    check_trace_output(traces, out, overwrite=overwrite, made="re-scored")
     summary = ScoreSummary(out=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, then moved or removed
-        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".partial", delete=False
-    )
-    try:
-        with handle:
-            for trace in iter_traces(traces):
-                scored = score_trace(trace, trace.task, rewards)
-                write_trace(handle, scored)
-                summary.traces += 1
-                for name in rewards:
-                    summary.add(name, scored.rewards[name].value)
+    with replacing_trace_file(out) as handle:
+        for trace in iter_traces(traces):
+            scored = score_trace(trace, trace.task, rewards)
+            write_trace(handle, scored)
+            summary.traces += 1
+            for name in rewards:
+                summary.add(name, scored.rewards[name].value)
         if summary.traces == 0:
             raise ConfigError(f"{traces}: no traces in file")
-        os.replace(handle.name, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise
     return summary
 
 
