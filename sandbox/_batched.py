@@ -43,7 +43,14 @@ import numpy as np
 from sandbox._decode import common_prefix
 from sandbox._errors import ContextFullError
 from sandbox._grammar_sampler import LazyGrammar
-from sandbox._models import MIN_COMPLETION_TOKENS, LlamaModel, ModelRequest, ModelResponse, default_threads
+from sandbox._models import (
+    MIN_COMPLETION_TOKENS,
+    LlamaModel,
+    ModelRequest,
+    ModelResponse,
+    default_threads,
+    reply_prefix_tokens,
+)
 from sandbox._records import Message, ModelInfo, Usage
 
 TOP_K = 40
@@ -453,19 +460,7 @@ class BatchedLlamaModel:
 
     def _remember(self, job: _Job, text: str) -> None:
         """Keep the longest run of generated tokens whose text starts the reply (see ``LlamaModel``)."""
-        target = text.encode("utf-8")
-        pieces = b""
-        kept: list[int] = []
-        for token in job.generated:
-            piece = self._llm.detokenize([token], special=True)
-            if not target.startswith(pieces + piece):
-                break
-            pieces += piece
-            kept.append(token)
-        try:
-            kept_text = pieces.decode("utf-8")
-        except UnicodeDecodeError:
-            kept, kept_text = [], ""
+        kept, kept_text = reply_prefix_tokens(self._llm, job.generated, text)
         self._memos.append((job.prompt_text + kept_text, job.tokens + kept))
 
     def _fail(self, sequence: _Sequence, error: BaseException) -> None:

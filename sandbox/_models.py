@@ -13,6 +13,7 @@ so that tool calls of other episodes go on meanwhile.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -96,8 +97,17 @@ def check_model_file(path: str | Path) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
+    """The file's sha256, read once per process while the file stays the same (size, mtime): a run
+    checks its model before loading it, and a model file is hundreds of MB to GB."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -108,6 +118,27 @@ def _raise_template_error(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- llama.cpp
+
+
+def reply_prefix_tokens(llm: Any, generated: Sequence[int], text: str) -> tuple[list[int], str]:
+    """The longest run of ``generated`` tokens whose text starts ``text``, and that text.
+
+    A later prompt that extends the reply reuses exactly these tokens instead of re-tokenizing the
+    model's own turn. Nothing is kept when a token splits a character.
+    """
+    kept: list[int] = []
+    pieces = b""
+    target = text.encode("utf-8")
+    for token in generated:
+        piece = llm.detokenize([token], special=True)
+        if not target.startswith(pieces + piece):
+            break
+        pieces += piece
+        kept.append(token)
+    try:
+        return kept, pieces.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], ""
 
 
 def default_threads() -> int:
@@ -305,19 +336,7 @@ class LlamaModel:
     def _remember(self, prompt_text: str, prompt: list[int], text: str) -> None:
         """Keep the longest run of evaluated generated tokens whose text starts the reply."""
         generated = self._llm.input_ids[len(prompt) : self._llm.n_tokens].tolist()
-        kept: list[int] = []
-        pieces = b""
-        target = text.encode("utf-8")
-        for token in generated:
-            piece = self._llm.detokenize([token], special=True)
-            if not target.startswith(pieces + piece):
-                break
-            pieces += piece
-            kept.append(token)
-        try:
-            kept_text = pieces.decode("utf-8")
-        except UnicodeDecodeError:  # a token split a character: keep only the prompt
-            kept, kept_text = [], ""
+        kept, kept_text = reply_prefix_tokens(self._llm, generated, text)
         self._memo_text = prompt_text + kept_text
         self._memo_tokens = prompt + kept
 
