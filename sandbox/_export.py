@@ -250,14 +250,22 @@ def _openai_message(message: Row) -> Row:
     return shaped
 
 
+def _scored_group(items: list[_Scored], report: ExportReport) -> list[_Scored]:
+    """A task's samples that have a reward and a turn; none when fewer than two (counted as skipped)."""
+    scored = [item for item in items if item.value is not None and _has_turn(item.trace)]
+    if len(scored) < 2:
+        report.skipped["task with fewer than 2 scored samples"] += 1
+        return []
+    return scored
+
+
 def dpo_rows(
     groups: Mapping[str, list[_Scored]], options: ExportOptions, run: str, report: ExportReport
 ) -> list[Row]:
     rows = []
     for items in groups.values():
-        scored = [item for item in items if item.value is not None and _has_turn(item.trace)]
-        if len(scored) < 2:
-            report.skipped["task with fewer than 2 scored samples"] += 1
+        scored = _scored_group(items, report)
+        if not scored:
             continue
         best = max(scored, key=lambda item: (item.value, -item.trace.sample))
         worst = min(scored, key=lambda item: (item.value, item.trace.sample))
@@ -300,9 +308,8 @@ def grpo_rows(
 ) -> list[Row]:
     rows = []
     for items in groups.values():
-        scored = [item for item in items if item.value is not None and _has_turn(item.trace)]
-        if len(scored) < 2:
-            report.skipped["task with fewer than 2 scored samples"] += 1
+        scored = _scored_group(items, report)
+        if not scored:
             continue
         conversations = [chat_messages(item.trace, calls=options.calls, arguments="dict") for item in scored]
         cut = opening_length(conversations[0])
