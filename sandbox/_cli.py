@@ -35,6 +35,7 @@ from sandbox._records import Trace, read_traces
 
 if TYPE_CHECKING:
     from sandbox._loss import TraceLoss
+    from sandbox._run import HttpModelOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Piped output (logs, CI) gets full-width tables instead of rich's 80-column default.
@@ -50,6 +51,41 @@ def main() -> None:
     except (SandboxError, RewardError) as exc:  # a person must fix these: one line, exit 2
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
+
+
+# The options of an OpenAI-compatible model server, shared by `run` and `generate`.
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="OpenAI-compatible model server to use instead of --model, e.g. http://127.0.0.1:8080/v1."
+    ),
+]
+ApiModel = Annotated[str | None, typer.Option(help="Model name on the server (default: the first it lists).")]
+ApiKeyEnv = Annotated[str | None, typer.Option(help="Environment variable that holds the server's API key.")]
+ApiToolCalls = Annotated[
+    str, typer.Option(help="text (this project's turn format) or native (the server's tool_calls).")
+]
+ApiGrammar = Annotated[
+    str, typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off.")
+]
+ApiConcurrency = Annotated[int, typer.Option(help="Requests in flight to the server at once.")]
+
+
+def _http_options(
+    base_url: str | None,
+    api_model: str | None,
+    api_key_env: str | None,
+    api_tool_calls: str,
+    api_grammar: str,
+    api_concurrency: int,
+) -> HttpModelOptions | None:
+    if base_url is None and (api_model is not None or api_key_env is not None):
+        raise SandboxError("--api-model and --api-key-env go with --base-url")
+    if base_url is None:
+        return None
+    from sandbox._run import HttpModelOptions
+
+    return HttpModelOptions(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
 
 
 def _task_path(value: str) -> Path:
@@ -83,41 +119,21 @@ def run(
     judge: Annotated[
         Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
     ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="OpenAI-compatible model server to use instead of --model, e.g. http://127.0.0.1:8080/v1."
-        ),
-    ] = None,
-    api_model: Annotated[
-        str | None, typer.Option(help="Model name on the server (default: the first it lists).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable that holds the server's API key.")
-    ] = None,
-    api_tool_calls: Annotated[
-        str, typer.Option(help="text (this project's turn format) or native (the server's tool_calls).")
-    ] = "text",
-    api_grammar: Annotated[
-        str,
-        typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off."),
-    ] = "auto",
-    api_concurrency: Annotated[int, typer.Option(help="Requests in flight to the server at once.")] = 4,
+    base_url: BaseUrl = None,
+    api_model: ApiModel = None,
+    api_key_env: ApiKeyEnv = None,
+    api_tool_calls: ApiToolCalls = "text",
+    api_grammar: ApiGrammar = "auto",
+    api_concurrency: ApiConcurrency = 4,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
-    from sandbox._run import HttpModelOptions, RunOptions, run_tasks
+    from sandbox._run import RunOptions, run_tasks
 
     if mode not in ("constrained", "free"):
         raise SandboxError(f"--mode must be 'constrained' or 'free', not {mode!r}")
-    if base_url is None and (api_model is not None or api_key_env is not None):
-        raise SandboxError("--api-model and --api-key-env go with --base-url")
     if base_url is not None and model is not None:
         raise SandboxError("--model and --base-url exclude each other: a GGUF file here, or a model server")
-    http = None
-    if base_url is not None:
-        http = HttpModelOptions(
-            base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency
-        )
+    http = _http_options(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
     options = RunOptions(
         tasks=_task_path(tasks),
         servers=servers,
@@ -230,23 +246,12 @@ def generate(
     ] = -1,
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible model server to use instead of --model.")
-    ] = None,
-    api_model: Annotated[
-        str | None, typer.Option(help="Model name on the server (default: the first it lists).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable that holds the server's API key.")
-    ] = None,
-    api_tool_calls: Annotated[
-        str, typer.Option(help="text (this project's turn format) or native (the server's tool_calls).")
-    ] = "text",
-    api_grammar: Annotated[
-        str,
-        typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off."),
-    ] = "auto",
-    api_concurrency: Annotated[int, typer.Option(help="Requests in flight to the server at once.")] = 4,
+    base_url: BaseUrl = None,
+    api_model: ApiModel = None,
+    api_key_env: ApiKeyEnv = None,
+    api_tool_calls: ApiToolCalls = "text",
+    api_grammar: ApiGrammar = "auto",
+    api_concurrency: ApiConcurrency = 4,
     ray: Annotated[
         str | None,
         typer.Option(help="Shard over Ray: 'local' (a private instance), 'auto', or ray://HOST:PORT."),
@@ -259,15 +264,8 @@ def generate(
     from sandbox._generate import GenerateOptions
     from sandbox._generate import generate as run_generate
     from sandbox._generate import summary_table as generate_table
-    from sandbox._run import HttpModelOptions
 
-    if base_url is None and (api_model is not None or api_key_env is not None):
-        raise SandboxError("--api-model and --api-key-env go with --base-url")
-    http = None
-    if base_url is not None:
-        http = HttpModelOptions(
-            base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency
-        )
+    http = _http_options(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
     options = GenerateOptions(
         tasks=_task_path(tasks),
         servers=servers,
