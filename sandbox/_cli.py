@@ -13,6 +13,7 @@ sandbox replay traces.jsonl -o replayed.jsonl [--rewards ...] [--model M.gguf]
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
+sandbox quantize --type q4_0|iq4_nl|q8_0|... -o OUT.gguf [--model M.gguf] [--overwrite]
 """
 
 from __future__ import annotations
@@ -624,6 +625,32 @@ def check_tool(
     if violations:
         console.print(f"{violations} violation(s)", style="bold red", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def quantize(
+    type_name: Annotated[str, typer.Option("--type", help="Weight type: q4_0, iq4_nl, q8_0, q5_0, ...")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The new GGUF file.")],
+    model: Annotated[
+        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Re-quantize a GGUF model with llama.cpp's quantizer: some weight types batch far better on a CPU.
+
+    On a 2-core x86 machine, `generate --parallel 8` gained 1.21x over sequential sampling with the
+    embedded Q4_1 model and 1.58x with its Q4_0 requantization. A quantized model quantized again
+    loses accuracy, which `sandbox loss` measures.
+    """
+    from sandbox._quantize import quantize as run_quantize
+
+    with console.status(f"quantizing to {type_name} ..."):
+        result = run_quantize(model, out, type_name.lower(), overwrite=overwrite)
+    console.print(
+        f"{result.path}: {result.type}, {result.size / 1e6:.1f} MB (from {result.source_size / 1e6:.1f} MB), "
+        f"sha256 {result.sha256}",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -134,10 +134,10 @@ def test_a_prompt_longer_than_the_context_is_refused(batched: BatchedLlamaModel)
     assert batched.complete(_request("Hi", max_tokens=4)).usage.completion_tokens > 0  # still serving
 
 
-def test_a_full_kv_buffer_fails_one_turn_not_the_model() -> None:
+def test_a_full_unified_kv_buffer_fails_one_turn_not_the_model() -> None:
     # Four sequences of ~300 tokens cannot all fit 512 cells: idle sequences are evicted first, and
     # a turn that still does not fit ends with ContextFullError while the others finish.
-    model = BatchedLlamaModel(n_seq=4, n_ctx=512, kv_cells=512)
+    model = BatchedLlamaModel(n_seq=4, n_ctx=512, kv_cells=512, kv_unified=True)
     outcomes: list[str] = []
     lock = threading.Lock()
 
@@ -156,6 +156,36 @@ def test_a_full_kv_buffer_fails_one_turn_not_the_model() -> None:
             list(pool.map(turn, range(4)))
         assert len(outcomes) == 4 and "ok" in outcomes
         assert model.complete(_request("Hi", max_tokens=4)).text is not None
+    finally:
+        model.close()
+
+
+def test_separate_streams_share_the_cells_out_per_sequence() -> None:
+    model = BatchedLlamaModel(n_seq=4, n_ctx=2048, kv_cells=1000)
+    try:
+        assert model.n_ctx == model.info.n_ctx == 250  # 1,000 cells in four streams
+        with pytest.raises(ContextFullError, match="of 250"):
+            model.complete(_request("word " * 300))
+        assert model.complete(_request("Hi", max_tokens=4)).usage.completion_tokens > 0
+    finally:
+        model.close()
+    with pytest.raises(ValueError, match="context of 2 tokens"):
+        BatchedLlamaModel(n_seq=4, kv_cells=8)
+
+
+def test_a_unified_buffer_shares_a_prompt_between_samples() -> None:
+    model = BatchedLlamaModel(n_seq=3, n_ctx=1024, kv_unified=True)
+    messages = [Message(role="system", content="Answer briefly. " * 30), Message(role="user", content="Hi.")]
+    requests = [
+        ModelRequest(messages=messages, sampling=Sampling(temperature=0.8, max_tokens=8, seed=i))
+        for i in range(3)
+    ]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(model.complete, requests))
+        assert sorted(r.usage.prompt_tokens_evaluated for r in replies)[:2] == [1, 1]
+        assert model.stats.prompt_tokens_copied >= 2 * (replies[0].usage.prompt_tokens - 1)
+        assert all(r.text for r in replies)
     finally:
         model.close()
 
