@@ -54,6 +54,13 @@ def main() -> None:
         sys.exit(2)
 
 
+# Options that several commands share, written once.
+ModelFile = Annotated[Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")]
+RewardNames = Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")]
+JudgeModel = Annotated[
+    Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+]
+
 # The options of an OpenAI-compatible model server, shared by `run` and `generate`.
 BaseUrl = Annotated[
     str | None,
@@ -98,13 +105,11 @@ def run(
     tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
     servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
     out: Annotated[Path, typer.Option(help="Where to write the traces (JSONL).")],
-    model: Annotated[
-        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
-    ] = None,
+    model: ModelFile = None,
     mode: Annotated[
         str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
     ] = "constrained",
-    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    rewards: RewardNames = "all",
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 384,
     token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 2048,
@@ -117,9 +122,7 @@ def run(
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
-    judge: Annotated[
-        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
-    ] = None,
+    judge: JudgeModel = None,
     base_url: BaseUrl = None,
     api_model: ApiModel = None,
     api_key_env: ApiKeyEnv = None,
@@ -215,9 +218,7 @@ def generate(
     tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
     servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
     out: Annotated[Path, typer.Option(help="Run folder: config.json and traces.jsonl.")],
-    model: Annotated[
-        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
-    ] = None,
+    model: ModelFile = None,
     n: Annotated[int, typer.Option("--n", help="Samples per task.")] = 10,
     parallel: Annotated[
         int, typer.Option(help="Episodes at once (above 1: one batched llama.cpp context).")
@@ -231,10 +232,8 @@ def generate(
     mode: Annotated[
         str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
     ] = "constrained",
-    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
-    judge: Annotated[
-        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
-    ] = None,
+    rewards: RewardNames = "all",
+    judge: JudgeModel = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     max_tokens: Annotated[int, typer.Option(help="Tokens per model turn (bounded by the context).")] = 8192,
@@ -351,9 +350,7 @@ def export(
 @app.command()
 def loss(
     traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
-    model: Annotated[
-        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
-    ] = None,
+    model: ModelFile = None,
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="Write one JSON line of loss per trace.")
     ] = None,
@@ -455,11 +452,9 @@ def import_bfcl(
 def score(
     traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the re-scored traces (JSONL).")],
-    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    rewards: RewardNames = "all",
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
-    judge: Annotated[
-        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
-    ] = None,
+    judge: JudgeModel = None,
 ) -> None:
     """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
     from sandbox._run import select_rewards
@@ -475,7 +470,7 @@ def score(
 def replay(
     traces: Annotated[Path, typer.Argument(help="Trace JSONL file, or a run folder.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the replayed traces (JSONL).")],
-    rewards: Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")] = "all",
+    rewards: RewardNames = "all",
     model: Annotated[
         Path | None,
         typer.Option(help="Re-run a live GGUF model against the recorded tool results instead."),
@@ -484,9 +479,7 @@ def replay(
     token_budget: Annotated[int, typer.Option(help="With --model: completion tokens per episode.")] = 2048,
     n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
-    judge: Annotated[
-        Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
-    ] = None,
+    judge: JudgeModel = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
     from sandbox._episode import Limits
@@ -631,9 +624,7 @@ def check_tool(
 def quantize(
     type_name: Annotated[str, typer.Option("--type", help="Weight type: q4_0, iq4_nl, q8_0, q5_0, ...")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The new GGUF file.")],
-    model: Annotated[
-        Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")
-    ] = None,
+    model: ModelFile = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Re-quantize a GGUF model with llama.cpp's quantizer: some weight types batch far better on a CPU.
