@@ -49,20 +49,15 @@ async def _episodes(
     chosen = read_tasks(ROOT / "sandbox" / "data" / "seed.jsonl")[:tasks]
     config = load_config(ROOT / "servers" / "mcp.json")
     used = {name for task in chosen for name in task.servers}
-    if path == "batched":
-        from sandbox._batched import BatchedLlamaModel
+    from sandbox._batched import BatchedLlamaModel
+    from sandbox._models import LlamaModel
 
-        model = BatchedLlamaModel(model_path, n_seq=parallel, n_ctx=4096, kv_unified=unified)
-    elif path == "single":
-        from sandbox._batched import BatchedLlamaModel
-
-        model = BatchedLlamaModel(model_path, n_seq=1, n_ctx=4096)
+    if path != "batched":  # one episode after another
         parallel = 1
-    else:
-        from sandbox._models import LlamaModel
-
+    if path == "sequential":
         model = LlamaModel(model_path, n_ctx=4096)
-        parallel = 1
+    else:
+        model = BatchedLlamaModel(model_path, n_seq=parallel, n_ctx=4096, kv_unified=unified)
     limits = Limits(max_steps=4, max_completion_tokens=2 * max_tokens)
     jobs = [(task, sample) for task in chosen for sample in range(samples)]
     traces = []

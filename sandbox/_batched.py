@@ -140,6 +140,12 @@ class BatchedLlamaModel:
 
         if n_seq < 1:
             raise ValueError("n_seq must be at least 1")
+        cells = kv_cells or n_ctx * n_seq
+        if not kv_unified:  # llama.cpp gives each stream n_ctx / n_seq cells
+            cells -= cells % n_seq
+            n_ctx = min(n_ctx, cells // n_seq)
+        if n_ctx < 2 * MIN_COMPLETION_TOKENS:
+            raise ValueError(f"{cells} KV cells leave a context of {n_ctx} tokens per sequence")
         # The single-sequence model gives the weights, the tokenizer and the chat template; its own
         # context is kept tiny, as it only ever tokenizes.
         self._base = LlamaModel(
@@ -150,12 +156,6 @@ class BatchedLlamaModel:
         # The same context settings as the one-sequence backend (flash attention, threads, ...),
         # widened to n_seq sequences.
         params = type(llm.context_params).from_buffer_copy(llm.context_params)
-        cells = kv_cells or n_ctx * n_seq
-        if not kv_unified:  # llama.cpp gives each stream n_ctx / n_seq cells
-            cells -= cells % n_seq
-            n_ctx = min(n_ctx, cells // n_seq)
-        if n_ctx < 2 * MIN_COMPLETION_TOKENS:
-            raise ValueError(f"{cells} KV cells leave a context of {n_ctx} tokens per sequence")
         params.n_ctx = cells
         params.n_batch = n_batch
         params.n_ubatch = n_batch

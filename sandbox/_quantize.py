@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +62,8 @@ def quantize(
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}")
     params.allow_requantize = True
     params.nthread = threads or default_threads()
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
+    # llama.cpp creates this file itself, with the permissions of any new file.
+    temporary = str(out.with_name(f".{out.name}.{os.getpid()}.part"))
     # llama.cpp reports through llama-cpp-python's log callback, which writes to sys.stderr: a line per
     # tensor. Kept, and only its failure line is shown, in the error.
     log = io.StringIO()
