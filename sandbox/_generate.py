@@ -52,7 +52,14 @@ from rewards import RewardError, RewardFn, score_trace
 from sandbox._episode import Limits, Mode, run_episode
 from sandbox._errors import ConfigError, SandboxError, TraceFileError
 from sandbox._hub import ServerConfig, ToolHub
-from sandbox._models import LlamaModel, Model, check_model_file, default_model_path, file_sha256
+from sandbox._models import (
+    MIN_COMPLETION_TOKENS,
+    LlamaModel,
+    Model,
+    check_model_file,
+    default_model_path,
+    file_sha256,
+)
 from sandbox._records import ModelInfo, Sampling, Task, Trace, _describe, write_trace
 from sandbox._run import HttpModelOptions, check_run_inputs, open_http_model
 from sandbox._version import code_version
@@ -675,6 +682,7 @@ def check_options(options: GenerateOptions) -> None:
             "--max-tokens and --token-budget must be positive",
         ),
         (options.max_steps < 1, "--max-steps must be at least 1"),
+        (options.n_ctx < 2 * MIN_COMPLETION_TOKENS, f"--n-ctx must be at least {2 * MIN_COMPLETION_TOKENS}"),
         (
             options.mode not in ("constrained", "free"),
             f"--mode must be 'constrained' or 'free', not {options.mode!r}",

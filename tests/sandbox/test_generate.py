@@ -187,6 +187,7 @@ def test_bad_settings_stop_before_anything_starts(tmp_path: Path) -> None:
     for change, expected in (
         ({"n": 0}, "--n must be at least 1"),
         ({"parallel": 0}, "--parallel"),
+        ({"n_ctx": 16, "parallel": 2}, "--n-ctx must be at least 32"),
         ({"rewards": "outcome,nope"}, "unknown reward"),
     ):
         run_options = options(tmp_path, NO_SERVER_TASKS, **change)
