@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--judge", help="judge GGUF (default: the embedded SmolLM2-135M)")
     args = parser.parse_args()
     if args.judge is None:
-        from sandbox._models import default_model_path
+        from sandbox.models._llama import default_model_path
 
         args.judge = default_model_path()
     labels = [solution.label for solution in load_mini_set()]

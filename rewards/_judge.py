@@ -37,9 +37,9 @@ import numpy as np
 from rewards._cot import make_cot_reward
 from rewards._process import make_process_reward
 from rewards._types import RewardFn
-from sandbox._decode import common_prefix, decode
-from sandbox._errors import ModelFileError, SandboxError
-from sandbox._records import Attributes, Step, Task, Trace, dumps
+from sandbox.models._decode import common_prefix, decode
+from sandbox.records._errors import ModelFileError, SandboxError
+from sandbox.records._records import Attributes, Step, Task, Trace, dumps
 
 PROMPT_VERSION = "judge-1"
 ATTRIBUTE_OPTIONS = ("0", "1", "2", "3", "4")

@@ -15,7 +15,7 @@ from rewards._outcome import outcome_reward
 from rewards._process import process_reward
 from rewards._tool_syntax import tool_syntax_reward
 from rewards._types import RewardFn
-from sandbox._records import Reward, Task, Trace
+from sandbox.records._records import Reward, Task, Trace
 
 ENTRY_POINT_GROUP = "sandbox.rewards"
 

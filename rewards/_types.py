@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sandbox._records import Reward, Task, Trace
+from sandbox.records._records import Reward, Task, Trace
 
 RewardFn = Callable[[Trace, Task], Reward]
 """A reward: a pure, deterministic function of a trace and its task."""

@@ -4,8 +4,8 @@ Nothing here but the CLI knows a particular server or reward; rewards plug in by
 loaded by ``rewards``) and servers by an ``mcpServers`` config. llama.cpp is loaded only when a model is made.
 """
 
-from sandbox._episode import Limits, grammar_for, run_episode
-from sandbox._errors import (
+from sandbox.episodes._episode import Limits, grammar_for, run_episode
+from sandbox.records._errors import (
     ConfigError,
     ContextFullError,
     ModelFileError,
@@ -15,10 +15,17 @@ from sandbox._errors import (
     TaskFileError,
     TraceFileError,
 )
-from sandbox._http_model import OpenAIModel, RetryPolicy
-from sandbox._hub import ServerConfig, ToolHub, load_config
-from sandbox._models import LlamaModel, Model, ModelRequest, ModelResponse, ScriptedModel, default_model_path
-from sandbox._records import (
+from sandbox.models._http import OpenAIModel, RetryPolicy
+from sandbox.hub._hub import ServerConfig, ToolHub, load_config
+from sandbox.models._llama import (
+    LlamaModel,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ScriptedModel,
+    default_model_path,
+)
+from sandbox.records._records import (
     SCHEMA_VERSION,
     Attributes,
     IdealCall,
@@ -39,7 +46,7 @@ from sandbox._records import (
     read_traces,
     write_trace,
 )
-from sandbox._turn import ParsedTurn, build_grammar, parse_turn, system_prompt
+from sandbox.turns._turn import ParsedTurn, build_grammar, parse_turn, system_prompt
 
 __all__ = [
     "Attributes",

@@ -1,3 +1,3 @@
-from sandbox._cli import main
+from sandbox.cli._app import main
 
 main()

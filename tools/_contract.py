@@ -61,9 +61,9 @@ from jsonschema.validators import validator_for
 from rich.console import Console
 from rich.table import Table
 
-from sandbox._errors import ConfigError
-from sandbox._hub import ServerConfig, ToolHub, load_config
-from sandbox._records import ToolResult, ToolSpec
+from sandbox.records._errors import ConfigError
+from sandbox.hub._hub import ServerConfig, ToolHub, load_config
+from sandbox.records._records import ToolResult, ToolSpec
 
 DEFAULT_EXAMPLES = 20
 DEFAULT_TIMEOUT = 10.0
@@ -188,9 +188,9 @@ async def check_server(
 ) -> ContractReport:
     """Check every tool of one MCP server; see the module docstring for what is checked.
 
-    ``target`` is a :class:`~sandbox._hub.ServerConfig` (an entry of ``load_config``), a URL of a
+    ``target`` is a :class:`~sandbox.hub._hub.ServerConfig` (an entry of ``load_config``), a URL of a
     streamable HTTP server, ``StdioServerParameters``, or a server object (in memory) -- anything
-    ``mcp.Client`` takes. Start failures raise :class:`~sandbox._errors.ServerStartError`.
+    ``mcp.Client`` takes. Start failures raise :class:`~sandbox.records._errors.ServerStartError`.
     """
     if examples < 0:
         raise ValueError(f"examples must be 0 or more, not {examples}")

@@ -19,9 +19,9 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sandbox._batched import BatchedLlamaModel
-from sandbox._models import LlamaModel, ModelRequest, default_model_path
-from sandbox._records import Message, Sampling
+from sandbox.models._batched import BatchedLlamaModel
+from sandbox.models._llama import LlamaModel, ModelRequest, default_model_path
+from sandbox.records._records import Message, Sampling
 
 MESSAGES = [
     Message(role="system", content="You are a helpful assistant who writes careful, complete answers."),

@@ -217,7 +217,7 @@ if [[ -n "$PY312" ]]; then
         "$CARRIED $DEVICE_HAS llama-cpp-python agent-sandbox" <<'EOF'
 import importlib.metadata as md, sys
 before = set(sys.modules)
-import sandbox._batched, sandbox._models, sandbox._records, llama_cpp  # measure.py's imports
+import sandbox.models._batched, sandbox.models._llama, sandbox.records._records, llama_cpp  # measure.py's imports
 import runpy; runpy.run_path("bench/gpu/measure.py", run_name="not_main")
 top = {m.split(".")[0] for m in set(sys.modules) - before}
 third = sorted(t for t in top if t not in sys.stdlib_module_names and not t.startswith("_"))

@@ -10,8 +10,8 @@ from _reward_builders import answer, task, trace
 
 from rewards import JudgePRM, ProcessRewardModel, make_judge_rewards
 from rewards._judge import ATTRIBUTE_OPTIONS, PROMPT_VERSION, STEP_OPTIONS, JudgeError, expected_score
-from sandbox._errors import SandboxError
-from sandbox._models import default_model_path
+from sandbox.records._errors import SandboxError
+from sandbox.models._llama import default_model_path
 
 pytestmark = pytest.mark.model
 
@@ -100,7 +100,7 @@ def test_make_judge_rewards_names_the_judge_in_each_version() -> None:
 def test_a_shared_llama_gives_the_same_grades_and_its_cache_is_marked_unknown(judge: JudgePRM) -> None:
     from llama_cpp import Llama
 
-    from sandbox._models import default_model_path
+    from sandbox.models._llama import default_model_path
 
     # a Llama the caller owns, with the judge's own settings (the engine's model uses flash attention,
     # whose sums differ slightly)

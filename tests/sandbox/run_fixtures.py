@@ -8,9 +8,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox._generate import GenerateOptions
-from sandbox._models import ModelRequest, ScriptedModel
-from sandbox._records import IdealCall, Task
+from sandbox.runs._generate import GenerateOptions
+from sandbox.models._llama import ModelRequest, ScriptedModel
+from sandbox.records._records import IdealCall, Task
 
 ROOT = Path(__file__).resolve().parents[2]
 

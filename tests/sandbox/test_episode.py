@@ -3,11 +3,11 @@
 import anyio
 import pytest
 
-from sandbox._episode import Limits, run_episode
-from sandbox._errors import ContextFullError
-from sandbox._hub import ToolHub
-from sandbox._models import ModelRequest, ScriptedModel
-from sandbox._records import Task
+from sandbox.episodes._episode import Limits, run_episode
+from sandbox.records._errors import ContextFullError
+from sandbox.hub._hub import ToolHub
+from sandbox.models._llama import ModelRequest, ScriptedModel
+from sandbox.records._records import Task
 
 CALL = '<think>need data</think>\n<tool_call>\n{{"name": "{name}", "arguments": {args}}}\n</tool_call>'
 

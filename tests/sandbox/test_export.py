@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rewards import score_trace
-from sandbox._errors import ConfigError
-from sandbox._export import (
+from sandbox.records._errors import ConfigError
+from sandbox.datasets._export import (
     ExportOptions,
     branch_point,
     chat_messages,
@@ -29,10 +29,10 @@ from sandbox._export import (
     group_advantages,
     split_of,
 )
-from sandbox._generate import TRACES_FILE, generate
-from sandbox._records import Message, Trace, read_traces
-from sandbox._run import select_rewards
-from sandbox._view import total_reward
+from sandbox.runs._generate import TRACES_FILE, generate
+from sandbox.records._records import Message, Trace, read_traces
+from sandbox.runs._run import select_rewards
+from sandbox.view._html import total_reward
 from tests.sandbox.run_fixtures import REWARDS, TASKS, options, scripted_model
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -360,7 +360,7 @@ def test_sft_rows_render_through_the_models_chat_template(
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from sandbox._models import LlamaModel, default_model_path
+    from sandbox.models._llama import LlamaModel, default_model_path
 
     assert isinstance(llama_model, LlamaModel)
     vocab = Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)

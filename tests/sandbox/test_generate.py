@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox._errors import ConfigError
-from sandbox._generate import (
+from sandbox.records._errors import ConfigError
+from sandbox.runs._generate import (
     CONFIG_FILE,
     TRACES_FILE,
     RunConfig,
@@ -32,8 +32,8 @@ from sandbox._generate import (
     generate,
     partial_tail,
 )
-from sandbox._models import ModelRequest, ScriptedModel, file_sha256
-from sandbox._records import Task, read_traces
+from sandbox.models._llama import ModelRequest, ScriptedModel, file_sha256
+from sandbox.records._records import Task, read_traces
 from tests.sandbox.run_fixtures import NO_SERVER_TASKS, ROOT, TASKS, options, scripted_model, scripted_turn
 
 

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox._episode import Limits, run_episode
-from sandbox._errors import ConfigError, ContextFullError, ModelServerError
-from sandbox._http_model import (
+from sandbox.episodes._episode import Limits, run_episode
+from sandbox.records._errors import ConfigError, ContextFullError, ModelServerError
+from sandbox.models._http import (
     OpenAIModel,
     RetryPolicy,
     Slots,
@@ -34,10 +34,10 @@ from sandbox._http_model import (
     retry_after,
     turn_text,
 )
-from sandbox._hub import ToolHub
-from sandbox._models import ModelRequest, default_model_path
-from sandbox._records import Message, Sampling, Task, ToolCall, ToolSpec
-from sandbox._turn import build_grammar, parse_turn, render_call, render_result
+from sandbox.hub._hub import ToolHub
+from sandbox.models._llama import ModelRequest, default_model_path
+from sandbox.records._records import Message, Sampling, Task, ToolCall, ToolSpec
+from sandbox.turns._turn import build_grammar, parse_turn, render_call, render_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

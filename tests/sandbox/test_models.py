@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._errors import ContextFullError, ModelFileError
-from sandbox._models import LlamaModel, ModelRequest, check_model_file, default_model_path
-from sandbox._records import Message, Sampling
+from sandbox.records._errors import ContextFullError, ModelFileError
+from sandbox.models._llama import LlamaModel, ModelRequest, check_model_file, default_model_path
+from sandbox.records._records import Message, Sampling
 
 
 def test_default_model_is_found_without_importing_its_package() -> None:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._errors import SandboxError
-from sandbox._records import (
+from sandbox.records._errors import SandboxError
+from sandbox.records._records import (
     SCHEMA_VERSION,
     ModelInfo,
     Step,

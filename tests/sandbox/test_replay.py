@@ -13,12 +13,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards import available_rewards, score_trace
-from sandbox._episode import Limits, Mode, run_episode
-from sandbox._errors import ConfigError, ContextFullError
-from sandbox._hub import ToolHub
-from sandbox._models import ModelRequest, ScriptedModel
-from sandbox._records import ServerInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace, read_traces
-from sandbox._replay import ReplayHub, first_difference, replay_file, replay_trace
+from sandbox.episodes._episode import Limits, Mode, run_episode
+from sandbox.records._errors import ConfigError, ContextFullError
+from sandbox.hub._hub import ToolHub
+from sandbox.models._llama import ModelRequest, ScriptedModel
+from sandbox.records._records import (
+    ServerInfo,
+    Step,
+    Task,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Trace,
+    read_traces,
+)
+from sandbox.runs._replay import ReplayHub, first_difference, replay_file, replay_trace
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RULE_REWARDS = {

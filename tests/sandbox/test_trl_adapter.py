@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from rewards import available_rewards
-from sandbox._errors import ConfigError, SandboxError
-from sandbox._records import IdealCall, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
-from sandbox._trl import trl_reward_functions
+from sandbox.records._errors import ConfigError, SandboxError
+from sandbox.records._records import IdealCall, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
+from sandbox.datasets._trl import trl_reward_functions
 
 WEATHER = ToolSpec(
     name="get_weather",

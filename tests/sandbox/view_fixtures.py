@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox._records import ModelInfo, Reward, Step, ToolCall, ToolResult, ToolSpec, Trace, Usage, read_tasks
+from sandbox.records._records import (
+    ModelInfo,
+    Reward,
+    Step,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Trace,
+    Usage,
+    read_tasks,
+)
 
 SEED = read_tasks(Path(__file__).resolve().parents[2] / "sandbox" / "data" / "seed.jsonl")
 TASKS = {task.id: task for task in SEED}

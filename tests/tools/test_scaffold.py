@@ -13,9 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox._errors import SandboxError
-from sandbox._hub import ToolHub, load_config
-from sandbox._records import read_tasks, read_traces
+from sandbox.records._errors import SandboxError
+from sandbox.hub._hub import ToolHub, load_config
+from sandbox.records._records import read_tasks, read_traces
 from tools import Scaffold, assert_contract, check_server, new_tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Many episodes on one llama.cpp context: their turns are decoded together, one batch per step.
 
-:class:`BatchedLlamaModel` has the same seam as :class:`~sandbox._models.LlamaModel`
+:class:`BatchedLlamaModel` has the same seam as :class:`~sandbox.models._llama.LlamaModel`
 (``complete(request) -> response``) but may be called from many threads at once. Each call becomes a
 job; one scheduler thread owns the llama.cpp context and, at every step, puts the next token of every
 generating job and a chunk of every job's unevaluated prompt into one ``llama_decode`` batch. A
@@ -26,7 +26,7 @@ KV reuse, the part that makes n samples of one task cheap:
 
 Sampling is llama.cpp's sampler chain per job (top-k 40, top-p, min-p 0.05, temperature, a seeded
 draw; greedy at temperature 0), the same chain ``LlamaModel`` gets from llama-cpp-python. A grammar
-is applied lazily (:class:`~sandbox._grammar_sampler.LazyGrammar`): the likeliest tokens are checked
+is applied lazily (:class:`~sandbox.models._grammar_sampler.LazyGrammar`): the likeliest tokens are checked
 first, the whole vocabulary only when none fits, and the mask is written into the logits row before
 the chain draws from it.
 """
@@ -44,10 +44,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sandbox._decode import common_prefix
-from sandbox._errors import ContextFullError
-from sandbox._grammar_sampler import LazyGrammar
-from sandbox._models import (
+from sandbox.models._decode import common_prefix
+from sandbox.records._errors import ContextFullError
+from sandbox.models._grammar_sampler import LazyGrammar
+from sandbox.models._llama import (
     MIN_COMPLETION_TOKENS,
     LlamaModel,
     ModelRequest,
@@ -55,7 +55,7 @@ from sandbox._models import (
     default_threads,
     reply_prefix_tokens,
 )
-from sandbox._records import Message, ModelInfo, Usage
+from sandbox.records._records import Message, ModelInfo, Usage
 
 TOP_K = 40
 MIN_P = 0.05

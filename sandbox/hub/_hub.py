@@ -36,9 +36,9 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
-from sandbox._errors import ConfigError, ServerStartError
-from sandbox._pool import PoolClosedError, WarmPool
-from sandbox._records import ServerInfo, ToolErrorKind, ToolResult, ToolSpec
+from sandbox.records._errors import ConfigError, ServerStartError
+from sandbox.hub._pool import PoolClosedError, WarmPool
+from sandbox.records._records import ServerInfo, ToolErrorKind, ToolResult, ToolSpec
 
 DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_START_TIMEOUT = 30.0

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sandbox._decode import common_prefix, decode
-from sandbox._models import LlamaModel
-from sandbox._records import Message, Trace
+from sandbox.models._decode import common_prefix, decode
+from sandbox.models._llama import LlamaModel
+from sandbox.records._records import Message, Trace
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from sandbox._errors import ConfigError
-from sandbox._records import Task, Trace
+from sandbox.records._errors import ConfigError
+from sandbox.records._records import Task, Trace
 
 LOCAL = "local"
 
@@ -67,7 +67,7 @@ class EpisodeWorker:
 
     async def start(self, sampling_json: str) -> str:
         """Build everything; returns the worker's host name. Raises what a local run would raise."""
-        from sandbox._records import Sampling
+        from sandbox.records._records import Sampling
 
         self._sampling = Sampling.model_validate_json(sampling_json)
         self._owner = asyncio.get_running_loop().create_task(self._own())
@@ -80,10 +80,10 @@ class EpisodeWorker:
 
     async def _own(self) -> None:
         # The hub is entered and left in this one task: anyio's task groups must close where they open.
-        from sandbox._episode import Limits
-        from sandbox._generate import open_model
-        from sandbox._hub import ToolHub
-        from sandbox._run import check_run_inputs
+        from sandbox.episodes._episode import Limits
+        from sandbox.runs._generate import open_model
+        from sandbox.hub._hub import ToolHub
+        from sandbox.runs._run import check_run_inputs
 
         options = self._options
         try:
@@ -105,14 +105,14 @@ class EpisodeWorker:
             self._ready.set()
         finally:
             if self._model is not None:
-                from sandbox._generate import _close_model
+                from sandbox.runs._generate import _close_model
 
                 await _close_model(self._model)
 
     async def run(self, task_json: str, sample: int, mode: str) -> str:
         """One scored episode, as JSON (a trace travels as the line it will be in the run folder)."""
         from rewards import score_trace
-        from sandbox._generate import run_sample
+        from sandbox.runs._generate import run_sample
 
         task = Task.model_validate_json(task_json)
         trace = await run_sample(

@@ -49,10 +49,10 @@ from rich.progress import (
 from rich.table import Table
 
 from rewards import RewardError, RewardFn, score_trace
-from sandbox._episode import Limits, Mode, run_episode
-from sandbox._errors import ConfigError, SandboxError, TraceFileError
-from sandbox._hub import ServerConfig, ToolHub
-from sandbox._models import (
+from sandbox.episodes._episode import Limits, Mode, run_episode
+from sandbox.records._errors import ConfigError, SandboxError, TraceFileError
+from sandbox.hub._hub import ServerConfig, ToolHub
+from sandbox.models._llama import (
     MIN_COMPLETION_TOKENS,
     LlamaModel,
     Model,
@@ -60,9 +60,9 @@ from sandbox._models import (
     default_model_path,
     file_sha256,
 )
-from sandbox._records import ModelInfo, Sampling, Task, Trace, _describe, write_trace
-from sandbox._run import HttpModelOptions, check_run_inputs, open_http_model
-from sandbox._version import code_version
+from sandbox.records._records import ModelInfo, Sampling, Task, Trace, _describe, write_trace
+from sandbox.runs._run import HttpModelOptions, check_run_inputs, open_http_model
+from sandbox.records._version import code_version
 
 CONFIG_FILE = "config.json"
 TRACES_FILE = "traces.jsonl"
@@ -647,7 +647,7 @@ def open_model(options: GenerateOptions) -> Model:
     if options.http is not None:
         return open_http_model(options.http)
     if options.parallel > 1:
-        from sandbox._batched import BatchedLlamaModel
+        from sandbox.models._batched import BatchedLlamaModel
 
         return BatchedLlamaModel(
             options.model,
@@ -751,7 +751,7 @@ async def _run_pending_on_ray(
     console: Console,
 ) -> None:
     """The pending pairs on Ray workers (see ``sandbox/_ray.py``); this process stays the one writer."""
-    from sandbox._ray import run_on_ray
+    from sandbox.runs._ray import run_on_ray
 
     started = time.perf_counter()
     with RunProgress(console, summary) as progress:

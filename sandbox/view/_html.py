@@ -44,8 +44,8 @@ import referencing.exceptions
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from sandbox._errors import SandboxError, TraceFileError
-from sandbox._records import Step, Trace, iter_traces
+from sandbox.records._errors import SandboxError, TraceFileError
+from sandbox.records._records import Step, Trace, iter_traces
 
 HISTOGRAM_BINS = 20
 COLOUR_STEPS = 10  # the grid's colour scale: classes c0 (lowest total) .. c10 (highest)

@@ -7,7 +7,7 @@ event loop, with no thread each. Both talk to ``/v1/chat/completions`` through h
 Two ways to get a turn out of a server (``tool_calls``):
 
 * ``"text"`` (default) -- this project's turn format. The transcript goes as plain role/content
-  messages and the reply's text is read by :func:`~sandbox._turn.parse_turn`. In constrained mode the
+  messages and the reply's text is read by :func:`~sandbox.turns._turn.parse_turn`. In constrained mode the
   turn grammar goes along when the server takes one (``grammar``: llama-server and llama-cpp-python
   accept a GBNF ``grammar`` field, vLLM ``structured_outputs`` or the older ``guided_grammar``;
   ``"auto"`` sends it only to llama.cpp servers). Where no grammar can be sent, the free-mode stop
@@ -19,9 +19,9 @@ Two ways to get a turn out of a server (``tool_calls``):
 
 Failures are sorted at the boundary: 429, 408, 5xx and dropped connections are retried with
 exponential backoff, jitter and the server's ``Retry-After``; a context overflow becomes
-:class:`~sandbox._errors.ContextFullError` (or one retry with ``max_tokens`` cut to the room left,
+:class:`~sandbox.records._errors.ContextFullError` (or one retry with ``max_tokens`` cut to the room left,
 when the server says how much that is); any other 4xx, and a failure that outlives its retries,
-is a :class:`~sandbox._errors.ModelServerError` naming the server and quoting its message.
+is a :class:`~sandbox.records._errors.ModelServerError` naming the server and quoting its message.
 
 At most ``max_concurrency`` requests are in flight per model, counted across threads (``complete``)
 and tasks (``acomplete``) together. A request waiting out a backoff holds no slot.
@@ -47,10 +47,10 @@ from typing import Any, Literal
 
 import httpx
 
-from sandbox._errors import ConfigError, ContextFullError, ModelServerError
-from sandbox._models import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse
-from sandbox._records import Message, ModelInfo, ToolSpec, Usage, dumps
-from sandbox._turn import (
+from sandbox.records._errors import ConfigError, ContextFullError, ModelServerError
+from sandbox.models._llama import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse
+from sandbox.records._records import Message, ModelInfo, ToolSpec, Usage, dumps
+from sandbox.turns._turn import (
     CALL_CLOSE,
     CALL_OPEN,
     STOP_STRINGS,

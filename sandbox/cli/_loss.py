@@ -7,10 +7,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from sandbox._errors import ConfigError
-from sandbox._loss import TraceLoss, TraceScorer
-from sandbox._models import LlamaModel
-from sandbox._records import iter_traces, write_trace
+from sandbox.records._errors import ConfigError
+from sandbox.datasets._loss import TraceLoss, TraceScorer
+from sandbox.models._llama import LlamaModel
+from sandbox.records._records import iter_traces, write_trace
 
 
 def run_loss(

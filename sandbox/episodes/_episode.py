@@ -20,9 +20,9 @@ from typing import Literal, Protocol
 
 import anyio
 
-from sandbox._errors import ContextFullError, SandboxError
-from sandbox._models import Model, ModelRequest, ModelResponse
-from sandbox._records import (
+from sandbox.records._errors import ContextFullError, SandboxError
+from sandbox.models._llama import Model, ModelRequest, ModelResponse
+from sandbox.records._records import (
     Message,
     Sampling,
     ServerInfo,
@@ -33,7 +33,7 @@ from sandbox._records import (
     ToolSpec,
     Trace,
 )
-from sandbox._turn import (
+from sandbox.turns._turn import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     CALL_CLOSE,
@@ -45,7 +45,7 @@ from sandbox._turn import (
     render_result,
     system_prompt,
 )
-from sandbox._version import code_version
+from sandbox.records._version import code_version
 
 Mode = Literal["constrained", "free"]
 

@@ -48,8 +48,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from sandbox._errors import SandboxError
-from sandbox._records import IdealCall, Task
+from sandbox.records._errors import SandboxError
+from sandbox.records._records import IdealCall, Task
 from servers.bfcl import FORMAT, FORMAT_VERSION
 
 SERVER_PREFIX = "bfcl-"

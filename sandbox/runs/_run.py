@@ -14,11 +14,11 @@ from typing import Literal
 from rich.console import Console
 
 from rewards import RewardFn, available_rewards, score_trace
-from sandbox._episode import Limits, run_episode
-from sandbox._errors import ConfigError
-from sandbox._hub import ServerConfig, ToolHub, load_config
-from sandbox._models import LlamaModel, Model
-from sandbox._records import Sampling, Task, Trace, read_tasks, write_trace
+from sandbox.episodes._episode import Limits, run_episode
+from sandbox.records._errors import ConfigError
+from sandbox.hub._hub import ServerConfig, ToolHub, load_config
+from sandbox.models._llama import LlamaModel, Model
+from sandbox.records._records import Sampling, Task, Trace, read_tasks, write_trace
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class HttpModelOptions:
 
 def open_http_model(options: HttpModelOptions) -> Model:
     """The HTTP model, its API key read from the named environment variable (never from the command line)."""
-    from sandbox._http_model import GRAMMAR_FIELDS, OpenAIModel
+    from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel
 
     if options.tool_calls not in ("text", "native"):
         raise ConfigError(f"--api-tool-calls must be 'text' or 'native', not {options.tool_calls!r}")

@@ -22,8 +22,8 @@ from pathlib import Path
 from rich.table import Table
 
 from rewards import RewardFn, score_trace
-from sandbox._errors import ConfigError
-from sandbox._records import check_trace_output, iter_traces, replacing_trace_file, write_trace
+from sandbox.records._errors import ConfigError
+from sandbox.records._records import check_trace_output, iter_traces, replacing_trace_file, write_trace
 
 
 @dataclass

@@ -31,19 +31,19 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rewards import RewardError
-from sandbox._errors import SandboxError
-from sandbox._records import Trace, read_traces
+from sandbox.records._errors import SandboxError
+from sandbox.records._records import Trace, read_traces
 
 if TYPE_CHECKING:
-    from sandbox._loss import TraceLoss
-    from sandbox._run import HttpModelOptions
+    from sandbox.datasets._loss import TraceLoss
+    from sandbox.runs._run import HttpModelOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Piped output (logs, CI) gets full-width tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-BUNDLED_TASKS = {"seed": Path(__file__).resolve().parent / "data" / "seed.jsonl"}
+BUNDLED_TASKS = {"seed": Path(__file__).resolve().parent.parent / "data" / "seed.jsonl"}
 
 
 def main() -> None:
@@ -91,7 +91,7 @@ def _http_options(
         raise SandboxError("--api-model and --api-key-env go with --base-url")
     if base_url is None:
         return None
-    from sandbox._run import HttpModelOptions
+    from sandbox.runs._run import HttpModelOptions
 
     return HttpModelOptions(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
 
@@ -131,7 +131,7 @@ def run(
     api_concurrency: ApiConcurrency = 4,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
-    from sandbox._run import RunOptions, run_tasks
+    from sandbox.runs._run import RunOptions, run_tasks
 
     if mode not in ("constrained", "free"):
         raise SandboxError(f"--mode must be 'constrained' or 'free', not {mode!r}")
@@ -261,9 +261,9 @@ def generate(
 ) -> None:
     """Run n samples of every task, each scored by every reward, into a run folder that a kill -9
     cannot corrupt: traces are appended and fsynced as they finish, and --resume carries on."""
-    from sandbox._generate import GenerateOptions
-    from sandbox._generate import generate as run_generate
-    from sandbox._generate import summary_table as generate_table
+    from sandbox.runs._generate import GenerateOptions
+    from sandbox.runs._generate import generate as run_generate
+    from sandbox.runs._generate import summary_table as generate_table
 
     http = _http_options(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
     options = GenerateOptions(
@@ -322,7 +322,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing export in -o.")] = False,
 ) -> None:
     """Turn a run's scored traces into SFT, OpenAI, DPO or GRPO datasets, split by task."""
-    from sandbox._export import ExportOptions, export_run
+    from sandbox.datasets._export import ExportOptions, export_run
 
     report = export_run(
         ExportOptions(
@@ -366,7 +366,7 @@ def loss(
     ] = -1,
 ) -> None:
     """Mean next-token loss (nats) and perplexity of each trace's assistant tokens under a model."""
-    from sandbox._loss_cli import run_loss
+    from sandbox.cli._loss import run_loss
 
     if (max_perplexity is None) != (keep is None):
         raise SandboxError("--max-perplexity and --keep go together")
@@ -416,7 +416,7 @@ def view(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report: overview, filters, every trace, best vs worst per task."""
-    from sandbox._view import write_report
+    from sandbox.view._html import write_report
 
     report = write_report(traces, out, reward=reward)
     for note in report.skipped:
@@ -441,7 +441,7 @@ def import_bfcl(
     ] = None,
 ) -> None:
     """BFCL questions as tasks, their functions as MCP servers (<out>.mcp.json), answers as ideal calls."""
-    from sandbox._bfcl_import import import_bfcl as run_import
+    from sandbox.datasets._bfcl_import import import_bfcl as run_import
 
     report = run_import(questions, answers, out)
     for line in report.summary():
@@ -457,8 +457,8 @@ def score(
     judge: JudgeModel = None,
 ) -> None:
     """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
-    from sandbox._run import select_rewards
-    from sandbox._score import score_file, summary_table
+    from sandbox.runs._run import select_rewards
+    from sandbox.runs._score import score_file, summary_table
 
     chosen = select_rewards(rewards, judge)
     summary = score_file(traces, out, chosen, overwrite=overwrite)
@@ -482,11 +482,11 @@ def replay(
     judge: JudgeModel = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
-    from sandbox._episode import Limits
-    from sandbox._models import LlamaModel
-    from sandbox._replay import check_replay_paths, replay_file
-    from sandbox._run import select_rewards
-    from sandbox._score import summary_table as score_table
+    from sandbox.episodes._episode import Limits
+    from sandbox.models._llama import LlamaModel
+    from sandbox.runs._replay import check_replay_paths, replay_file
+    from sandbox.runs._run import select_rewards
+    from sandbox.runs._score import summary_table as score_table
 
     chosen = select_rewards(rewards, judge)
     check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
@@ -633,7 +633,7 @@ def quantize(
     embedded Q4_1 model and 1.58x with its Q4_0 requantization. A quantized model quantized again
     loses accuracy, which `sandbox loss` measures.
     """
-    from sandbox._quantize import quantize as run_quantize
+    from sandbox.models._quantize import quantize as run_quantize
 
     with console.status(f"quantizing to {type_name} ..."):
         result = run_quantize(model, out, type_name.lower(), overwrite=overwrite)

@@ -15,7 +15,7 @@ Formats (one row per line of JSONL, or the same rows in Parquet):
   assistant turn where they differ.
 * ``grpo`` -- per task, the group: ``prompt`` (the opening messages), ``completions``, the
   ``rewards`` and the group-normalised ``advantages`` ``(r - mean) / (std + 1e-4)`` (sample standard
-  deviation, as TRL's GRPOTrainer computes it), and ``task`` (JSON) for ``sandbox._trl`` rewards.
+  deviation, as TRL's GRPOTrainer computes it), and ``task`` (JSON) for ``sandbox.datasets._trl`` rewards.
 
 How calls appear (``calls``): ``text`` (default) keeps each message as the model read and wrote it --
 the system prompt with its tool list and the ``<tool_call>`` block in the assistant's text -- so a
@@ -45,12 +45,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox._errors import ConfigError
-from sandbox._generate import CONFIG_FILE, RunConfig, partial_tail, read_run_traces, run_trace_file
-from sandbox._records import Message, Step, ToolSpec, Trace
-from sandbox._turn import CALL_OPEN, system_prompt
-from sandbox._version import code_version
-from sandbox._view import total_reward
+from sandbox.records._errors import ConfigError
+from sandbox.runs._generate import CONFIG_FILE, RunConfig, partial_tail, read_run_traces, run_trace_file
+from sandbox.records._records import Message, Step, ToolSpec, Trace
+from sandbox.turns._turn import CALL_OPEN, system_prompt
+from sandbox.records._version import code_version
+from sandbox.view._html import total_reward
 
 ExportFormat = Literal["sft", "openai", "dpo", "grpo"]
 FORMATS: tuple[ExportFormat, ...] = ("sft", "openai", "dpo", "grpo")

@@ -10,7 +10,7 @@ for a sample it does not apply to (the trainer reads None as NaN and leaves that
 that sample). The trainer logs each function under its ``__name__``.
 
 This adapter lives in the CLI layer, not in ``rewards/``, because it turns a completion into a
-:class:`Trace` with the turn parser (``sandbox._turn``), which the rewards room may not import.
+:class:`Trace` with the turn parser (``sandbox.turns._turn``), which the rewards room may not import.
 
 A completion becomes a trace as an episode would record it: a string is one assistant turn, read
 by :func:`parse_turn`; a list of messages is one step per assistant message (its first
@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rewards import RewardFn, score_trace
-from sandbox._errors import ConfigError
-from sandbox._records import Message, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
-from sandbox._run import select_rewards
-from sandbox._turn import parse_turn
+from sandbox.records._errors import ConfigError
+from sandbox.records._records import Message, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
+from sandbox.runs._run import select_rewards
+from sandbox.turns._turn import parse_turn
 
 TRLRewardFunction = Callable[..., list[float | None]]
 """``f(prompts=..., completions=..., **columns) -> list[float | None]``, as GRPOTrainer calls it."""

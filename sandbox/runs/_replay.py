@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from rewards import RewardFn, score_trace
-from sandbox._episode import Limits, run_episode
-from sandbox._errors import ConfigError, ContextFullError
-from sandbox._generate import read_run_traces, run_trace_file
-from sandbox._models import Model, ModelRequest, ModelResponse
-from sandbox._records import (
+from sandbox.episodes._episode import Limits, run_episode
+from sandbox.records._errors import ConfigError, ContextFullError
+from sandbox.runs._generate import read_run_traces, run_trace_file
+from sandbox.models._llama import Model, ModelRequest, ModelResponse
+from sandbox.records._records import (
     ModelInfo,
     ServerInfo,
     Step,
@@ -52,7 +52,7 @@ from sandbox._records import (
     replacing_trace_file,
     write_trace,
 )
-from sandbox._score import ScoreSummary
+from sandbox.runs._score import ScoreSummary
 
 NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"
 # What a step must repeat for a replay to count as reproducing the recording (timings excluded).
