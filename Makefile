@@ -25,6 +25,8 @@ bench: install-test
 lint: install-test
 	$(BIN)/ruff check sandbox servers tools rewards tests bench
 	$(BIN)/ruff format --check sandbox servers tools rewards tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test $(VENV)/mcp1/.installed $(VENV)/node/.installed

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import anyio
 
-from sandbox.episodes._episode import Limits, grammar_for, run_episode
-from sandbox.hub._hub import ToolHub, load_config
-from sandbox.models._llama import LlamaModel, ModelRequest
-from sandbox.records._records import Message, Sampling, read_tasks
-from sandbox.turns._turn import system_prompt
+from sandbox.episodes import Limits, grammar_for, run_episode
+from sandbox.hub import ToolHub, load_config
+from sandbox.models import LlamaModel, ModelRequest
+from sandbox.records import Message, Sampling, read_tasks
+from sandbox.turns import system_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 

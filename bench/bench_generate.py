@@ -42,15 +42,14 @@ async def _episodes(
     unified: bool = False,
     model_path: str | None = None,
 ) -> dict:
-    from sandbox.episodes._episode import Limits, run_episode
-    from sandbox.hub._hub import ToolHub, load_config
-    from sandbox.records._records import Sampling, read_tasks
+    from sandbox.episodes import Limits, run_episode
+    from sandbox.hub import ToolHub, load_config
+    from sandbox.records import Sampling, read_tasks
 
     chosen = read_tasks(ROOT / "sandbox" / "data" / "seed.jsonl")[:tasks]
     config = load_config(ROOT / "servers" / "mcp.json")
     used = {name for task in chosen for name in task.servers}
-    from sandbox.models._batched import BatchedLlamaModel
-    from sandbox.models._llama import LlamaModel
+    from sandbox.models import BatchedLlamaModel, LlamaModel
 
     if path != "batched":  # one episode after another
         parallel = 1
@@ -95,7 +94,7 @@ def _decode_scaling(
     import llama_cpp
     from llama_cpp import _internals
 
-    from sandbox.models._llama import LlamaModel
+    from sandbox.models import LlamaModel
 
     base = LlamaModel(model_path, n_ctx=256)
     llm = base._llm

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-from sandbox.hub._hub import ToolHub, load_config
+from sandbox.hub import ToolHub, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,6 +15,7 @@ import time
 
 from rewards import JudgePRM, ProcessRewardModel, RulePRM, VerifierPRM, earliest_error, processbench_f1
 from rewards._processbench import ERROR_THRESHOLD, ProcessBenchScore, load_mini_set
+from sandbox.models import LlamaScorer
 
 
 def grade(prm: ProcessRewardModel) -> tuple[list[list[float]], float]:
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--judge", help="judge GGUF (default: the embedded SmolLM2-135M)")
     args = parser.parse_args()
     if args.judge is None:
-        from sandbox.models._llama import default_model_path
+        from sandbox.models import default_model_path
 
         args.judge = default_model_path()
     labels = [solution.label for solution in load_mini_set()]
@@ -66,7 +67,7 @@ def main() -> None:
         f"{'grader':<16} {'threshold':>9} {'error acc':>9} {'correct acc':>11} {'F1':>5} "
         f"{'mean grade wrong/right':>22} {'seconds':>7}"
     )
-    for prm in (RulePRM(), VerifierPRM(), JudgePRM(args.judge)):
+    for prm in (RulePRM(), VerifierPRM(), JudgePRM(LlamaScorer(args.judge))):
         graded, seconds = grade(prm)
         wrong, right = mean_grades(graded, labels)
         for threshold, note in ((ERROR_THRESHOLD, ""), (best_threshold(graded, labels), " (tuned here)")):

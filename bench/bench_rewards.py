@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from rewards import cot_reward, outcome_reward, process_reward, score_trace, tool_syntax_reward
-from sandbox.records._records import Trace, read_traces
+from sandbox.records import Trace, read_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = 10_000  # traces per second

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandbox.records._records import Reward, Trace, read_traces, write_trace
-from sandbox.view._html import write_report
+from sandbox.records import Reward, Trace, read_traces, write_trace
+from sandbox.view import write_report
 
 CHROMIUM_FLAGS = [
     "--headless",

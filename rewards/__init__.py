@@ -11,15 +11,15 @@ Each seed formula lives in its own module and reads line by line next to the see
 
 A reward that cannot score returns ``value=None`` with a reason; one that crashes raises. Process
 reward models plug in behind :class:`ProcessRewardModel`: :class:`RulePRM` and :class:`VerifierPRM`
-(arithmetic checked exactly) need no model, :class:`JudgePRM` reads a local GGUF judge's expected
-scores (:func:`make_judge_rewards`); :func:`earliest_error` and :func:`processbench_f1` score step
-graders the ProcessBench way. Rewards
+(arithmetic checked exactly) need no model, :class:`JudgePRM` reads a judge model's expected
+scores through a :class:`JudgeBackend` passed in (:func:`make_judge_rewards`);
+:func:`earliest_error` and :func:`processbench_f1` score step graders the ProcessBench way. Rewards
 register by name in the ``sandbox.rewards`` entry-point group (:func:`available_rewards`).
 """
 
 from rewards._bfcl import CallAttempt, CallCheck, CallMatching, bfcl_reward, check_call, match_calls
 from rewards._cot import calculate_reward, cot_reward, make_cot_reward
-from rewards._judge import JudgePRM, make_judge_rewards
+from rewards._judge import JudgeBackend, JudgePRM, OptionScore, expected_score, make_judge_rewards
 from rewards._outcome import AnswerSpecError, answers_match, outcome_reward
 from rewards._prm import ProcessRewardModel, RulePRM
 from rewards._process import make_process_reward, process_reward, process_total
@@ -27,6 +27,7 @@ from rewards._processbench import earliest_error, processbench_f1
 from rewards._registry import RewardError, available_rewards, score_trace
 from rewards._tool_syntax import ToolUse, arguments_match, calculate_loss_for_tool_syntax, tool_syntax_reward
 from rewards._types import RewardFn
+from rewards._validity import CallValidity, call_validity, uses_tool
 from rewards._verifier import VerifierPRM
 
 __all__ = [
@@ -34,7 +35,10 @@ __all__ = [
     "CallAttempt",
     "CallCheck",
     "CallMatching",
+    "CallValidity",
+    "JudgeBackend",
     "JudgePRM",
+    "OptionScore",
     "ProcessRewardModel",
     "RewardError",
     "RewardFn",
@@ -47,9 +51,11 @@ __all__ = [
     "bfcl_reward",
     "calculate_loss_for_tool_syntax",
     "calculate_reward",
+    "call_validity",
     "check_call",
     "cot_reward",
     "earliest_error",
+    "expected_score",
     "make_cot_reward",
     "make_judge_rewards",
     "make_process_reward",
@@ -60,4 +66,5 @@ __all__ = [
     "processbench_f1",
     "score_trace",
     "tool_syntax_reward",
+    "uses_tool",
 ]

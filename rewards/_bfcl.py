@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.records._records import IdealCall, Reward, Step, Task, Trace
+from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "bfcl"
 VERSION = "1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rewards._outcome import judge_answer
 from rewards._prm import ProcessRewardModel, RulePRM, prm_label
 from rewards._types import RewardFn
-from sandbox.records._records import Attributes, Reward, Task, Trace
+from sandbox.records import Attributes, Reward, Task, Trace
 
 NAME = "cot"
 VERSION = "1"

@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from sandbox.records._records import AnswerMatch, Reward, Task, Trace
+from sandbox.records import AnswerMatch, Reward, Task, Trace
 
 NAME = "outcome"
 VERSION = "1"

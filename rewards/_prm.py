@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from rewards._outcome import judge_answer
-from sandbox.records._records import Attributes, Step, Task, ToolCall, Trace
+from sandbox.records import Attributes, Step, Task, ToolCall, Trace
 
 
 @runtime_checkable

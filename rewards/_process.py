@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rewards._outcome import judge_answer
 from rewards._prm import ProcessRewardModel, RulePRM, prm_label
 from rewards._types import RewardFn
-from sandbox.records._records import Reward, Task, Trace
+from sandbox.records import Reward, Task, Trace
 
 NAME = "process"
 VERSION = "1"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from sandbox.records._records import Step, Task
+from sandbox.records import Step, Task
 
 ERROR_THRESHOLD = 0.5
 NO_ERROR = -1

@@ -15,7 +15,7 @@ from rewards._outcome import outcome_reward
 from rewards._process import process_reward
 from rewards._tool_syntax import tool_syntax_reward
 from rewards._types import RewardFn
-from sandbox.records._records import Reward, Task, Trace
+from sandbox.records import Reward, RewardError, Task, Trace
 
 ENTRY_POINT_GROUP = "sandbox.rewards"
 
@@ -25,14 +25,6 @@ BUNDLED_REWARDS: Mapping[str, RewardFn] = {
     "process": process_reward,
     "tool_syntax": tool_syntax_reward,
 }
-
-
-class RewardError(Exception):
-    """A reward that failed to load or crashed on a trace: a bug for a person to fix.
-
-    A crash is never turned into a score: a 0.0 would pass a reward's bug off as a fact about the
-    model.
-    """
 
 
 def available_rewards() -> dict[str, RewardFn]:
@@ -65,7 +57,7 @@ def score_trace(trace: Trace, task: Task, rewards: Mapping[str, RewardFn]) -> Tr
 
 def _run(name: str, reward: RewardFn, trace: Trace, task: Task) -> Reward:
     try:
-        verdict = reward(trace, task)
+        verdict: object = reward(trace, task)
     except Exception as exc:
         raise RewardError(f"reward {name!r} crashed on trace {trace.id!r}: {exc!r}") from exc
     if not isinstance(verdict, Reward):

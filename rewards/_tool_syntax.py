@@ -46,7 +46,7 @@ import referencing.exceptions
 
 from rewards._bfcl import check_call, maximum_matching, same_value
 from rewards._schemas import schema_validator
-from sandbox.records._records import IdealCall, Reward, Step, Task, Trace
+from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "tool_syntax"
 VERSION = "2"

@@ -1,10 +1,7 @@
-"""The reward seam, in its own file so every reward module and the registry can name it."""
+"""The reward seam, named once for every reward module and the registry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from sandbox.records import RewardFn
 
-from sandbox.records._records import Reward, Task, Trace
-
-RewardFn = Callable[[Trace, Task], Reward]
-"""A reward: a pure, deterministic function of a trace and its task."""
+__all__ = ["RewardFn"]

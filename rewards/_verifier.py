@@ -43,7 +43,7 @@ from typing import Any
 from rewards._cot import make_cot_reward
 from rewards._prm import RulePRM
 from rewards._process import make_process_reward
-from sandbox.records._records import Attributes, Step, Task, Trace
+from sandbox.records import Attributes, Step, Task, Trace
 
 NO_EQUATION_GRADE = 0.5
 FALSE_EQUATION_GRADE = 0.0

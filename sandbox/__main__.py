@@ -1,3 +1,3 @@
-from sandbox.cli._app import main
+from sandbox.cli import main
 
 main()

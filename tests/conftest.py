@@ -26,7 +26,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def llama_model() -> Iterator[object]:
     """The embedded SmolLM2-135M model, loaded once (about 100 MB, CPU)."""
-    from sandbox.models._llama import LlamaModel
+    from sandbox.models import LlamaModel
 
     model = LlamaModel(n_ctx=4096)
     yield model

@@ -4,7 +4,7 @@
   a task file (``sandbox new-tool NAME``).
 - :func:`check_server` connects to any server through a real MCP session and calls every tool with
   arguments generated from its input schema and with invalid ones; :func:`assert_contract` fails a
-  test on a violation and :func:`print_report` prints the report (``sandbox check-tool CONFIG``).
+  test on a violation (``sandbox check-tool CONFIG`` prints the report).
 - ``list_tools`` and ``call_tool`` open a one-shot session (in memory for a server object, stdio for
   a command, streamable HTTP for a URL) -- the helpers the bundled servers' tests use.
 """
@@ -16,7 +16,6 @@ from tools._contract import (
     assert_contract,
     check_server,
     generate_arguments,
-    print_report,
     select_servers,
 )
 from tools._scaffold import Scaffold, new_tool
@@ -33,6 +32,5 @@ __all__ = [
     "generate_arguments",
     "list_tools",
     "new_tool",
-    "print_report",
     "select_servers",
 ]

@@ -58,12 +58,9 @@ from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
-from rich.console import Console
-from rich.table import Table
 
-from sandbox.records._errors import ConfigError
-from sandbox.hub._hub import ServerConfig, ToolHub, load_config
-from sandbox.records._records import ToolResult, ToolSpec
+from sandbox.hub import ServerConfig, ToolHub, load_config
+from sandbox.records import ConfigError, ToolResult, ToolSpec
 
 DEFAULT_EXAMPLES = 20
 DEFAULT_TIMEOUT = 10.0
@@ -565,52 +562,3 @@ def _printable(char: str) -> str:
 def _cut(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --------------------------------------------------------------------------- printing
-
-
-def print_report(report: ContractReport, console: Console) -> None:
-    """A table with a row per tool, then every finding, violations first."""
-    console.print(_table(report))
-    for finding in sorted(report.findings, key=lambda f: f.severity != "violation"):
-        style, mark = ("red", "✗") if finding.severity == "violation" else ("yellow", "!")
-        console.print(
-            f"{mark} {finding.tool} [{finding.check}] {finding.message}",
-            style=style,
-            highlight=False,
-            markup=False,
-        )
-        if finding.arguments is not None:
-            console.print(f"    arguments: {finding.arguments}", style="dim", highlight=False, markup=False)
-    crashed = any(f.check == "crash" for f in report.findings)
-    if crashed and report.server_log:
-        console.print(f"the server's stderr is in {report.server_log}", highlight=False, markup=False)
-
-
-def _table(report: ContractReport) -> Table:
-    table = Table(
-        title=f"{report.server} ({report.transport}): {report.examples} generated calls per tool, "
-        f"timeout {report.timeout:g} s"
-    )
-    for column in ("tool", "valid calls", "errors", "invalid calls", "rejected", "stress", "skipped"):
-        table.add_column(column, justify="left" if column == "tool" else "right")
-    table.add_column("violations", justify="right")
-    table.add_column("warnings", justify="right")
-    for tool in report.tools:
-        table.add_row(
-            tool.name,
-            str(tool.valid_calls),
-            str(tool.valid_errors),
-            str(tool.invalid_calls),
-            str(tool.invalid_rejected),
-            str(tool.stress_calls),
-            str(tool.skipped_calls),
-            _colour(len(tool.violations), "red"),
-            _colour(len(tool.warnings), "yellow"),
-        )
-    return table
-
-
-def _colour(count: int, colour: str) -> str:
-    return f"[{colour}]{count}[/]" if count else "0"

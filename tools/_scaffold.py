@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from sandbox.records._errors import SandboxError
+from sandbox.records import SandboxError
 
 _PLACEHOLDER = "__NAME__"
 

@@ -7,7 +7,7 @@ from typing import Any
 from mcp import Client
 from mcp.types import CallToolResult, Tool
 
-from sandbox.hub._hub import list_all_tools
+from sandbox.hub import list_all_tools
 
 
 async def list_tools(target: Any) -> list[Tool]:

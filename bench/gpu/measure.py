@@ -19,9 +19,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sandbox.models._batched import BatchedLlamaModel
-from sandbox.models._llama import LlamaModel, ModelRequest, default_model_path
-from sandbox.records._records import Message, Sampling
+from sandbox.models import BatchedLlamaModel, LlamaModel, ModelRequest, default_model_path
+from sandbox.records import Message, Sampling
 
 MESSAGES = [
     Message(role="system", content="You are a helpful assistant who writes careful, complete answers."),

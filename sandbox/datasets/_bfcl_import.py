@@ -48,10 +48,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from sandbox.records._errors import SandboxError
-from sandbox.records._records import IdealCall, Task
-from servers.bfcl import FORMAT, FORMAT_VERSION
+from sandbox.records import IdealCall, SandboxError, Task
 
+# The functions file that ``servers.bfcl`` reads: the format is the contract between the two (the
+# server names the same values; a test holds both to them), so neither imports the other.
+FORMAT = "sandbox-bfcl-functions"
+FORMAT_VERSION = 1
 SERVER_PREFIX = "bfcl-"
 OPTIONAL = ""
 

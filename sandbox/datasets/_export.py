@@ -45,12 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.records._errors import ConfigError
-from sandbox.runs._generate import CONFIG_FILE, RunConfig, partial_tail, read_run_traces, run_trace_file
-from sandbox.records._records import Message, Step, ToolSpec, Trace
-from sandbox.turns._turn import CALL_OPEN, system_prompt
-from sandbox.records._version import code_version
-from sandbox.view._html import total_reward
+from sandbox.records import ConfigError, Trace, code_version, iter_traces, partial_tail, total_reward
+from sandbox.runs import CONFIG_FILE, RunConfig, run_trace_file
+from sandbox.turns import openai_messages, openai_tool, system_prompt
 
 ExportFormat = Literal["sft", "openai", "dpo", "grpo"]
 FORMATS: tuple[ExportFormat, ...] = ("sft", "openai", "dpo", "grpo")
@@ -89,58 +86,17 @@ class ExportReport:
 # --------------------------------------------------------------------------- messages
 
 
-def openai_tool(spec: ToolSpec) -> dict[str, Any]:
-    """A tool as an OpenAI function spec, the shape chat templates and TRL read."""
-    return {
-        "type": "function",
-        "function": {"name": spec.name, "description": spec.description, "parameters": spec.input_schema},
-    }
-
-
 def chat_messages(trace: Trace, *, calls: CallStyle, arguments: Literal["dict", "json"]) -> list[Row]:
     """The trace's messages as chat dicts (see the module doc for ``calls``); ``arguments`` as a dict
-    (TRL) or a JSON string (OpenAI, which also takes no ``name`` on tool messages)."""
-    results = {step.call.id: step for step in trace.steps if step.call is not None}
-    converted = []
-    for message in trace.messages:
-        row: Row = {"role": message.role, "content": message.content}
-        if message.role == "system" and calls == "native":
-            row["content"] = system_prompt([], trace.task.system)
-        elif message.role == "assistant" and message.tool_calls:
-            if calls == "native":
-                row["content"] = _before_call(message.content)
-            row["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {
-                        "name": call.name,
-                        "arguments": call.arguments if arguments == "dict" else json.dumps(call.arguments),
-                    },
-                }
-                for call in message.tool_calls
-            ]
-        elif message.role == "tool":
-            if calls == "native":
-                row["content"] = _result_text(results.get(message.tool_call_id or ""), message)
-            if arguments == "dict":
-                row["name"] = message.name
-            row["tool_call_id"] = message.tool_call_id
-        converted.append(row)
-    return converted
-
-
-def _before_call(text: str) -> str:
-    """The assistant's text before its call block: its thoughts, as written."""
-    start = text.find(CALL_OPEN)
-    return (text if start == -1 else text[:start]).rstrip()
-
-
-def _result_text(step: Step | None, message: Message) -> str:
-    """A tool result as the tool returned it (errors marked as the model saw them)."""
-    if step is None or step.result is None:
-        return message.content
-    return f"ERROR: {step.result.text}" if step.result.is_error else step.result.text
+    (TRL, which also reads ``name`` on tool messages) or a JSON string (OpenAI)."""
+    native = calls == "native"
+    return openai_messages(
+        trace.messages,
+        native=native,
+        arguments=arguments,
+        tool_names=arguments == "dict",
+        system=system_prompt([], trace.task.system) if native else None,
+    )
 
 
 def opening_length(messages: Sequence[Row]) -> int:
@@ -399,7 +355,7 @@ def _read_groups(trace_file: Path, reward: str, report: ExportReport) -> dict[st
     groups: dict[str, list[_Scored]] = {}
     seen: set[tuple[str, int]] = set()
     names: set[str] = set()
-    for trace in read_run_traces(trace_file):
+    for trace in iter_traces(trace_file):
         report.traces += 1
         names.update(trace.rewards)
         if (trace.task_id, trace.sample) in seen:

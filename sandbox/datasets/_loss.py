@@ -19,15 +19,17 @@ How it is computed, and why not with llama-cpp-python's high-level API:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from sandbox.models._decode import common_prefix, decode
-from sandbox.models._llama import LlamaModel
-from sandbox.records._records import Message, Trace
+from sandbox.models import LlamaModel, common_prefix, decode
+from sandbox.records import ConfigError, Message, Trace, iter_traces, write_trace
 
 
 @dataclass(frozen=True)
@@ -152,3 +154,41 @@ def _logprob(logits: np.ndarray, token: int) -> float:
     row = logits.astype(np.float64)
     peak = row.max()
     return float(row[token] - peak - math.log(np.exp(row - peak).sum()))
+
+
+def loss_file(
+    traces: Path,
+    model_path: Path | None,
+    out: Path | None,
+    max_perplexity: float | None,
+    keep: Path | None,
+    *,
+    n_ctx: int = 4096,
+    n_gpu_layers: int = -1,
+) -> list[TraceLoss]:
+    """Stream the traces through the scorer, writing losses (and kept traces) as they are computed."""
+    for target in (out, keep):
+        if target is not None and target.resolve() == traces.resolve():
+            raise ConfigError(f"{target} is the input file; write the results somewhere else")
+    if next(iter_traces(traces), None) is None:  # a bad or empty file fails here, before the model loads
+        raise ConfigError(f"{traces}: no traces in file")
+    model = LlamaModel(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    results: list[TraceLoss] = []
+    with contextlib.ExitStack() as stack:
+        losses = stack.enter_context(out.open("w", encoding="utf-8")) if out else None
+        kept = stack.enter_context(keep.open("w", encoding="utf-8")) if keep else None
+        scorer = stack.enter_context(TraceScorer(model).session())
+        for trace in iter_traces(traces):
+            result = scorer.score(trace)
+            results.append(result)
+            if losses is not None:
+                losses.write(json.dumps(dataclasses.asdict(result)) + "\n")
+            passes = (
+                result.perplexity is not None
+                and max_perplexity is not None
+                and result.perplexity <= max_perplexity
+            )
+            if kept is not None and passes:
+                write_trace(kept, trace)
+    model.close()
+    return results

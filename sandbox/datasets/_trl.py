@@ -29,10 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rewards import RewardFn, score_trace
-from sandbox.records._errors import ConfigError
-from sandbox.records._records import Message, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
-from sandbox.runs._run import select_rewards
-from sandbox.turns._turn import parse_turn
+from sandbox.records import ConfigError, Message, ModelInfo, Step, Task, ToolResult, ToolSpec, Trace
+from sandbox.runs import select_rewards
+from sandbox.turns import openai_call, parse_turn
 
 TRLRewardFunction = Callable[..., list[float | None]]
 """``f(prompts=..., completions=..., **columns) -> list[float | None]``, as GRPOTrainer calls it."""
@@ -186,7 +185,7 @@ def _step(index: int, message: Mapping[str, Any]) -> Step:
     call_id = f"call_{index}"
     calls = message.get("tool_calls") or []
     if calls:  # one action per turn: the first call is the one that runs
-        call = _openai_call(calls[0], call_id)
+        call = openai_call(calls[0], call_id)
         parsed = parse_turn(text, call_id=call_id)
         if call is not None:
             return Step(index=index, raw_text=text, thought=parsed.thought, action="tool_call", call=call)
@@ -203,21 +202,6 @@ def _step(index: int, message: Mapping[str, Any]) -> Step:
         parse_error=parsed.error,
         answer=parsed.answer,
     )
-
-
-def _openai_call(value: Any, call_id: str) -> ToolCall | None:
-    """A message's ``tool_calls`` entry, ``{"function": {"name", "arguments"}}`` or flat, as a ToolCall."""
-    if not isinstance(value, Mapping):
-        return None
-    function = value.get("function") if isinstance(value.get("function"), Mapping) else value
-    name = function.get("name")
-    try:
-        arguments = _json_value(function.get("arguments") or {})
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(name, str) or not name.strip() or not isinstance(arguments, dict):
-        return None
-    return ToolCall(id=str(value.get("id") or call_id), name=name.strip(), arguments=arguments)
 
 
 def _message(step: Step) -> Message:

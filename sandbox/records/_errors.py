@@ -6,7 +6,9 @@
     ├── TaskFileError            a bad task file, with file and line
     ├── TraceFileError           a bad trace file, with file and line
     ├── ServerStartError         a configured server could not be started or listed
-    └── ModelServerError         an HTTP model server refused a request, or stayed unreachable
+    ├── ModelServerError         an HTTP model server refused a request, or stayed unreachable
+    ├── JudgeError               a judge model that cannot answer as asked (a score option of two tokens)
+    └── RewardError              a reward that failed to load or crashed on a trace (a bug, never a score)
 
     ContextFullError             the transcript no longer fits the model's context: an episode
                                  stop reason, recorded in the trace, never shown to a person
@@ -38,6 +40,11 @@ class ModelServerError(SandboxError):
     """An OpenAI-compatible model server that refused a request (4xx) or failed past every retry."""
 
 
+class JudgeError(SandboxError):
+    """A judge model that cannot be used as asked (its score options are not single tokens, or a
+    question does not fit its context)."""
+
+
 class ContextFullError(Exception):
     """The prompt leaves no room for a reply in the model's context window."""
 
@@ -48,3 +55,11 @@ class TaskFileError(SandboxError, ValueError):
 
 class TraceFileError(SandboxError, ValueError):
     """A trace file that cannot be read; the message names the file and line."""
+
+
+class RewardError(SandboxError):
+    """A reward that failed to load or crashed on a trace: a bug for a person to fix.
+
+    A crash is never turned into a score: a 0.0 would pass a reward's bug off as a fact about the
+    model.
+    """

@@ -1,8 +1,8 @@
 """The records: every value that crosses a room boundary, as pydantic models.
 
 The flow is ``Task -> run_episode -> Trace -> rewards -> Trace (scored)``. A trace is one JSON line,
-versioned by ``schema_version``; :func:`read_traces` and :func:`write_trace` are the only code that
-reads or writes that format.
+versioned by ``schema_version``; ``sandbox/records/_files.py`` is the only code that reads or writes
+that format.
 
 Tool calls are stored once, in one shape (:class:`ToolCall`, arguments as a dict); exporters convert
 to the shapes trainers want.
@@ -10,17 +10,12 @@ to the shapes trainers want.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Literal, TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from sandbox.records._errors import ConfigError, TaskFileError, TraceFileError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -72,42 +67,6 @@ class Task(_Record):
         if isinstance(self.expected_answer, str):
             return [self.expected_answer]
         return list(self.expected_answer)
-
-
-def _describe(exc: ValidationError, most: int = 3) -> str:
-    """A pydantic error in one line: where and what, for the first few problems."""
-    parts = []
-    for error in exc.errors(include_url=False)[:most]:
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    more = exc.error_count() - most
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
-def read_tasks(path: str | Path) -> list[Task]:
-    """Read a JSONL task file, failing with the file and line of the first bad record."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise TaskFileError(f"cannot read task file {path}: {exc.strerror or exc}") from exc
-    tasks: list[Task] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("//"):
-            continue
-        try:
-            task = Task.model_validate_json(line)
-        except ValidationError as exc:
-            detail = _describe(exc)
-            raise TaskFileError(f"{path}:{number}: not a valid task: {detail}") from exc
-        if task.id in seen:
-            raise TaskFileError(f"{path}:{number}: duplicate task id {task.id!r}")
-        seen.add(task.id)
-        tasks.append(task)
-    if not tasks:
-        raise TaskFileError(f"{path}: no tasks in file")
-    return tasks
 
 
 # --------------------------------------------------------------------------- tools
@@ -302,60 +261,21 @@ class Trace(_Record):
         return next((spec for spec in self.tools if spec.name == name), None)
 
 
-def check_trace_output(source: Path, out: Path, *, overwrite: bool, made: str) -> None:
-    """Refuse an output trace file that is the input, or that holds traces when not ``overwrite``."""
-    if out.resolve() == source.resolve():
-        raise ConfigError(f"{out} is the input file; write the {made} traces somewhere else")
-    if not overwrite and out.exists() and out.stat().st_size > 0:
-        raise ConfigError(f"{out} already holds traces; pass --overwrite to replace it, or pick another -o")
-
-
-@contextlib.contextmanager
-def replacing_trace_file(out: Path) -> Iterator[TextIO]:
-    """A handle on a temporary file beside ``out``, moved onto ``out`` when the block ends and
-    removed when it fails: ``out`` is never left half-written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below, then moved or removed
-        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".partial", delete=False
-    )
-    try:
-        with handle:
-            yield handle
-        os.replace(handle.name, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise
-
-
-def write_trace(handle: Any, trace: Trace) -> None:
-    """Append one trace as a JSON line to an open text file, flushed."""
-    handle.write(trace.model_dump_json() + "\n")
-    handle.flush()
-
-
-def iter_traces(path: str | Path) -> Iterator[Trace]:
-    """Yield the traces of a JSONL file, naming the file and line of a bad record."""
-    path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise TraceFileError(f"cannot read trace file {path}: {exc.strerror or exc}") from exc
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Trace.model_validate_json(line)
-            except ValidationError as exc:
-                detail = _describe(exc)
-                raise TraceFileError(f"{path}:{number}: not a valid trace: {detail}") from exc
-
-
-def read_traces(path: str | Path) -> list[Trace]:
-    return list(iter_traces(path))
-
-
 def dumps(value: Any) -> str:
     """Compact, stable JSON used wherever the model reads JSON."""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """One question to a judge model: a system message, the user's question (text from a model, a
+    tool or a task file: never control tokens), and the start of the judge's reply, after which it
+    writes its score."""
+
+    system: str
+    user: str
+    reply_prefix: str
+
+
+RewardFn = Callable[[Trace, Task], Reward]
+"""A reward: a pure, deterministic function of a trace and its task."""

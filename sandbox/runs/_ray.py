@@ -24,8 +24,11 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from sandbox.records._errors import ConfigError
-from sandbox.records._records import Task, Trace
+from rewards import score_trace
+from sandbox.episodes import Mode
+from sandbox.hub import ToolHub
+from sandbox.records import ConfigError, Task, Trace
+from sandbox.runs._spec import RunSpec, check_run_inputs, open_model, run_sample
 
 LOCAL = "local"
 
@@ -52,7 +55,7 @@ def init_ray(address: str, *, num_cpus: int | None = None) -> Any:
 class EpisodeWorker:
     """One Ray actor's state: model, hub and rewards, built from the run's options on the worker."""
 
-    def __init__(self, options: Any, folder: str) -> None:
+    def __init__(self, options: RunSpec, folder: str) -> None:
         os.chdir(folder)
         self._options = options
         self._ready = asyncio.Event()
@@ -67,7 +70,7 @@ class EpisodeWorker:
 
     async def start(self, sampling_json: str) -> str:
         """Build everything; returns the worker's host name. Raises what a local run would raise."""
-        from sandbox.records._records import Sampling
+        from sandbox.records import Sampling
 
         self._sampling = Sampling.model_validate_json(sampling_json)
         self._owner = asyncio.get_running_loop().create_task(self._own())
@@ -80,21 +83,10 @@ class EpisodeWorker:
 
     async def _own(self) -> None:
         # The hub is entered and left in this one task: anyio's task groups must close where they open.
-        from sandbox.episodes._episode import Limits
-        from sandbox.runs._generate import open_model
-        from sandbox.hub._hub import ToolHub
-        from sandbox.runs._run import check_run_inputs
-
         options = self._options
         try:
-            _, servers, self._rewards = check_run_inputs(
-                options.tasks, options.servers, options.rewards, judge=options.judge, only=options.only
-            )
-            self._limits = Limits(
-                max_steps=options.max_steps,
-                max_completion_tokens=options.token_budget,
-                call_timeout=options.call_timeout,
-            )
+            _, servers, self._rewards = check_run_inputs(options)
+            self._limits = options.limits
             self._model = open_model(options)
             async with ToolHub(servers, call_timeout=options.call_timeout, pool_size=options.parallel) as hub:
                 self._hub = hub
@@ -105,15 +97,10 @@ class EpisodeWorker:
             self._ready.set()
         finally:
             if self._model is not None:
-                from sandbox.runs._generate import _close_model
+                await self._model.aclose()
 
-                await _close_model(self._model)
-
-    async def run(self, task_json: str, sample: int, mode: str) -> str:
+    async def run(self, task_json: str, sample: int, mode: Mode) -> str:
         """One scored episode, as JSON (a trace travels as the line it will be in the run folder)."""
-        from rewards import score_trace
-        from sandbox.runs._generate import run_sample
-
         task = Task.model_validate_json(task_json)
         trace = await run_sample(
             task,
@@ -122,7 +109,7 @@ class EpisodeWorker:
             self._hub,
             self._limits,
             mode=mode,
-            sampling=self._sampling,  # type: ignore[arg-type]
+            sampling=self._sampling,
         )
         trace = await asyncio.to_thread(score_trace, trace, task, self._rewards)
         return trace.model_dump_json()
@@ -134,15 +121,15 @@ class EpisodeWorker:
 
 
 async def run_on_ray(
-    options: Any,
+    options: RunSpec,
     sampling_json: str,
-    mode: str,
+    mode: Mode,
     pending: list[tuple[Task, int]],
     on_trace: Callable[[Trace], Awaitable[None] | None],
 ) -> list[str]:
     """Run ``pending`` on ``options.ray_workers`` actors, ``options.parallel`` episodes each; every
     trace goes to ``on_trace`` in the driver as it arrives. Returns the workers' host names."""
-    ray = init_ray(options.ray, num_cpus=options.ray_cpus)
+    ray = init_ray(options.ray or LOCAL, num_cpus=options.ray_cpus)
     workers = max(1, min(options.ray_workers, len(pending)))
     actor_class = ray.remote(num_cpus=options.ray_worker_cpus, max_concurrency=options.parallel + 2)(
         EpisodeWorker

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from rewards import RewardFn, score_trace
-from sandbox.episodes._episode import Limits, run_episode
-from sandbox.records._errors import ConfigError, ContextFullError
-from sandbox.runs._generate import read_run_traces, run_trace_file
-from sandbox.models._llama import Model, ModelRequest, ModelResponse
-from sandbox.records._records import (
+from sandbox.episodes import Limits, run_episode
+from sandbox.models import Model, ModelRequest, ModelResponse, SyncModel
+from sandbox.records import ConfigError, ContextFullError
+from sandbox.runs._folder import run_trace_file
+from sandbox.records import (
     ModelInfo,
     ServerInfo,
     Step,
@@ -49,6 +49,7 @@ from sandbox.records._records import (
     ToolSpec,
     Trace,
     check_trace_output,
+    iter_traces,
     replacing_trace_file,
     write_trace,
 )
@@ -63,7 +64,7 @@ class NotReplayableError(ValueError):
     """A trace that cannot be re-run from its record; the message says why."""
 
 
-class ReplayModel:
+class ReplayModel(SyncModel):
     """Writes a trace's recorded turns in order, then ends the episode as the trace ended."""
 
     def __init__(self, trace: Trace) -> None:
@@ -192,9 +193,9 @@ def first_difference(recorded: Trace, replayed: Trace) -> str | None:
             return f"{name} was {getattr(recorded, name)!r}, now {getattr(replayed, name)!r}"
     if len(recorded.messages) != len(replayed.messages):
         return f"{len(recorded.messages)} message(s) recorded, {len(replayed.messages)} replayed"
-    for index, (before, after) in enumerate(zip(recorded.messages, replayed.messages, strict=True)):
-        if before != after:
-            return f"message {index} ({before.role}) differs"
+    for index, (sent, resent) in enumerate(zip(recorded.messages, replayed.messages, strict=True)):
+        if sent != resent:
+            return f"message {index} ({sent.role}) differs"
     return None
 
 
@@ -303,7 +304,7 @@ async def replay_file(
     source = check_replay_paths(traces, out, overwrite=overwrite)
     report = ReplayReport(scores=ScoreSummary(out=out), live=model is not None)
     with replacing_trace_file(out) as handle:
-        for trace in read_run_traces(source):
+        for trace in iter_traces(source):
             replayed = await _replay_one(trace, model, limits, rewards, report)
             if replayed is not None:
                 write_trace(handle, replayed)
@@ -327,8 +328,7 @@ async def _replay_one(
         return None
     scored = score_trace(replayed, trace.task, rewards)
     report.scores.traces += 1
-    for name in rewards:
-        report.scores.add(name, scored.rewards[name].value)
+    report.scores.rewards.add_trace(scored, rewards)
     if model is None:
         difference = first_difference(trace, replayed)
         if difference is None:

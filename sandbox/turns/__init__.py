@@ -1,1 +1,71 @@
-"""TODO"""
+"""The turn format: how a model's text becomes free thoughts plus exactly one action, the grammar
+that constrains it, and the one codec between these records and OpenAI's chat shapes.
+
+- :func:`system_prompt` describes the tools and the turn's tags to the model; :func:`parse_turn`
+  reads a turn leniently (a broken call is data, never an exception); :func:`complete_turn`,
+  :func:`render_call` and :func:`render_result` write the canonical text of each part.
+- :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF grammar
+  (:func:`bounded_schema` bounds every string and array so each path ends).
+- :func:`openai_tool`, :func:`openai_messages`, :func:`reply_turn_text`, :func:`openai_call`:
+  the OpenAI codec (see ``_openai.py``).
+"""
+
+from sandbox.turns._openai import (
+    call_parts,
+    openai_call,
+    openai_messages,
+    openai_tool,
+    reply_turn_text,
+    unwrap_result,
+)
+from sandbox.turns._turn import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    CALL_CLOSE,
+    CALL_OPEN,
+    MAX_ANSWER_CHARS,
+    MAX_ARRAY_ITEMS,
+    MAX_INTEGER_ENUM,
+    MAX_STRING_CHARS,
+    MAX_THOUGHT_CHARS,
+    STOP_STRINGS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ParsedTurn,
+    bounded_schema,
+    build_grammar,
+    complete_turn,
+    parse_turn,
+    render_call,
+    render_result,
+    system_prompt,
+)
+
+__all__ = [
+    "ANSWER_CLOSE",
+    "ANSWER_OPEN",
+    "CALL_CLOSE",
+    "CALL_OPEN",
+    "MAX_ANSWER_CHARS",
+    "MAX_ARRAY_ITEMS",
+    "MAX_INTEGER_ENUM",
+    "MAX_STRING_CHARS",
+    "MAX_THOUGHT_CHARS",
+    "ParsedTurn",
+    "STOP_STRINGS",
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "bounded_schema",
+    "build_grammar",
+    "call_parts",
+    "complete_turn",
+    "openai_call",
+    "openai_messages",
+    "openai_tool",
+    "parse_turn",
+    "render_call",
+    "render_result",
+    "reply_turn_text",
+    "system_prompt",
+    "unwrap_result",
+]

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.records._records import ToolCall, ToolSpec, dumps
+from sandbox.records import ToolCall, ToolSpec, dumps
 
 # Bounds that make every grammar path finite (a looping model stops at the bound).
 MAX_THOUGHT_CHARS = 400

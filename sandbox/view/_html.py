@@ -40,12 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import referencing.exceptions
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
-from sandbox.records._errors import SandboxError, TraceFileError
-from sandbox.records._records import Step, Trace, iter_traces
+from rewards import call_validity, uses_tool
+from sandbox.records import SandboxError, Step, Trace, TraceFileError, iter_traces, total_reward
 
 HISTOGRAM_BINS = 20
 COLOUR_STEPS = 10  # the grid's colour scale: classes c0 (lowest total) .. c10 (highest)
@@ -102,60 +98,15 @@ def _read_if_traces(path: Path) -> list[Trace] | None:
 # --------------------------------------------------------------------------- what the overview counts
 
 
-def total_reward(trace: Trace, reward: str | None = None) -> float | None:
-    """The trace's total reward: one reward's value, or the sum of all non-None values (None if none)."""
-    if reward is not None:
-        chosen = trace.rewards.get(reward)
-        return None if chosen is None else chosen.value
-    values = [r.value for r in trace.rewards.values() if r.value is not None]
-    return math.fsum(values) if values else None
-
-
-def uses_tool(step: Step) -> bool:
-    return step.action in ("tool_call", "broken_call")
-
-
 def failed_call(step: Step, problem: str | None) -> bool:
     """A tool-using step that is not valid (``problem`` says why), or whose result is an error."""
     return uses_tool(step) and (problem is not None or step.is_error)
 
 
-class _Validity:
-    """Judges tool-using steps (see the module doc), caching one validator per input schema."""
-
-    def __init__(self) -> None:
-        self._validators: dict[str, Draft202012Validator | None] = {}
-
-    def problem(self, trace: Trace, step: Step) -> str | None:
-        """Why the step's call is not valid, or None when it is."""
-        if step.action == "broken_call" or step.call is None:
-            return "the call did not parse"
-        if step.result is not None and step.result.error_kind == "unknown_tool":
-            return f"unknown tool {step.call.name!r}"
-        spec = trace.tool(step.call.name)
-        if spec is None:
-            return f"the trace lists no tool {step.call.name!r}"
-        validator = self._validator(spec.input_schema)
-        if validator is None:  # the schema itself is unusable: the arguments cannot be judged
-            return None
-        try:
-            error = next(iter(validator.iter_errors(step.call.arguments)), None)
-        except referencing.exceptions.Unresolvable:
-            return None
-        if error is None:
-            return None
-        where = "/".join(str(part) for part in error.absolute_path)
-        return f"arguments do not fit the schema: {where + ': ' if where else ''}{error.message}"
-
-    def _validator(self, schema: dict[str, Any]) -> Draft202012Validator | None:
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._validators:
-            try:
-                Draft202012Validator.check_schema(schema)
-                self._validators[key] = Draft202012Validator(schema)
-            except SchemaError:
-                self._validators[key] = None
-        return self._validators[key]
+def call_problem(trace: Trace, step: Step) -> str | None:
+    """Why a tool-using step's call is not valid (the tool-syntax reward's rule), None when it is or
+    when its validity cannot be told (an unusable schema)."""
+    return call_validity(trace, step).problem
 
 
 @dataclass(frozen=True)
@@ -230,15 +181,15 @@ def render_report(traces: Sequence[Trace], *, reward: str | None = None, title: 
     names = sorted({name for trace in traces for name in trace.rewards})
     if reward is not None and reward not in names:
         raise SandboxError(f"--reward {reward!r}: no trace has it (rewards: {', '.join(names) or 'none'})")
-    validity = _Validity()
     totals = [total_reward(trace, reward) for trace in traces]
     tasks = list(dict.fromkeys(trace.task_id for trace in traces))
     task_index = {task: n for n, task in enumerate(tasks)}
     stops = sorted({trace.stop_reason for trace in traces})
-    rows, details = [], []
+    rows: list[list[Any]] = []
+    details: list[dict[str, Any]] = []
     valid_calls = tool_steps = 0
     for i, trace in enumerate(traces):
-        problems = [validity.problem(trace, step) if uses_tool(step) else None for step in trace.steps]
+        problems = [call_problem(trace, step) if uses_tool(step) else None for step in trace.steps]
         tool_steps += sum(uses_tool(step) for step in trace.steps)
         valid_calls += sum(
             uses_tool(step) and p is None for step, p in zip(trace.steps, problems, strict=True)
@@ -250,7 +201,7 @@ def render_report(traces: Sequence[Trace], *, reward: str | None = None, title: 
         details.append(_detail(trace, totals[i], problems))
     by_task: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
-        by_task.setdefault(row[0], []).append(i)
+        by_task.setdefault(int(row[0]), []).append(i)
     pairs = {t: _best_and_worst(indices, totals) for t, indices in by_task.items()}
     index = {"tasks": tasks, "stops": stops, "rows": rows, "pairs": pairs, "reward": reward or "sum"}
     parts = [

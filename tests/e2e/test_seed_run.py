@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.records._records import read_tasks, read_traces
+from sandbox.records import read_tasks, read_traces
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"

@@ -28,10 +28,9 @@ from typing import Any
 import anyio
 import pytest
 
-from sandbox.episodes._episode import Limits, run_episode
-from sandbox.records._errors import ConfigError, ServerStartError
-from sandbox.hub._hub import ToolHub, load_config
-from sandbox.records._records import IdealCall, Sampling, Task, ToolResult
+from sandbox.episodes import Limits, run_episode
+from sandbox.hub import ToolHub, load_config
+from sandbox.records import ConfigError, IdealCall, Sampling, ServerStartError, Task, ToolResult
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -279,7 +278,7 @@ def test_a_real_episode_over_the_node_filesystem_server(
     node_modules: Path, llama_model: Any, tmp_path: Path
 ) -> None:
     from rewards import available_rewards, score_trace
-    from sandbox.runs._replay import first_difference, replay_trace
+    from sandbox.runs import first_difference, replay_trace
 
     root = tmp_path / "root"
     root.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox.records._records import IdealCall, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
+from sandbox.records import IdealCall, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
 
 WEATHER_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -7,7 +7,7 @@ from typing import Any
 from _reward_builders import TOOLS, answer, broken, call, ideal, task, trace
 from hypothesis import strategies as st
 
-from sandbox.records._records import Step, Task, Trace
+from sandbox.records import Step, Task, Trace
 
 # Tool names the traces call: listed ones (good and bad schemas) and unknown ones.
 CALL_NAMES = ["get_weather", "add", "bad_schema", "remote_ref", "unknown_tool", ""]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rewards import CallAttempt, bfcl_reward, check_call, match_calls, tool_syntax_reward
 from rewards._bfcl import maximum_matching, normalize_string
-from sandbox.records._records import IdealCall, ToolSpec
+from sandbox.records import IdealCall, ToolSpec
 
 EVERY_TYPE: dict[str, Any] = {
     "type": "object",

@@ -8,7 +8,7 @@ import pytest
 from _reward_builders import answer, call, ideal, task, trace
 
 from rewards import calculate_reward, cot_reward, make_cot_reward
-from sandbox.records._records import Attributes, Step, Task, Trace
+from sandbox.records import Attributes, Step, Task, Trace
 
 
 def attributes(

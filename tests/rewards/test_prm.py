@@ -6,7 +6,7 @@ import pytest
 from _reward_builders import answer, broken, call, ideal, task, trace
 
 from rewards import ProcessRewardModel, RulePRM
-from sandbox.records._records import Step
+from sandbox.records import Step
 
 PRM = RulePRM()
 WEATHER_TASK = task(expected="sunny", match="contains", ideal=[ideal("get_weather")])

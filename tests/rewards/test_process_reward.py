@@ -9,7 +9,7 @@ import pytest
 from _reward_builders import answer, broken, call, task, trace
 
 from rewards import make_process_reward, process_reward, process_total
-from sandbox.records._records import Attributes, Step, Task, Trace
+from sandbox.records import Attributes, Step, Task, Trace
 
 FOUR = task(expected="4", match="number")
 

@@ -7,7 +7,7 @@ from _reward_strategies import traces
 from hypothesis import given, settings
 
 from rewards import cot_reward, outcome_reward, process_reward, score_trace, tool_syntax_reward
-from sandbox.records._records import Trace
+from sandbox.records import Trace
 
 RULE_REWARDS = {
     "cot": cot_reward,

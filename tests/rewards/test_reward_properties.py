@@ -19,7 +19,7 @@ from rewards import (
     tool_syntax_reward,
 )
 from rewards._types import RewardFn
-from sandbox.records._records import Attributes, Task, Trace
+from sandbox.records import Attributes, Task, Trace
 
 TOOL_STEP_SCORES = {-1.0, -0.5, 0.8}
 ALL_REWARDS: list[RewardFn] = [tool_syntax_reward, outcome_reward, cot_reward, process_reward]

@@ -9,7 +9,7 @@ from _reward_builders import answer, task, trace
 
 import rewards
 from rewards import RewardError, available_rewards, score_trace
-from sandbox.records._records import Reward, Task, Trace
+from sandbox.records import Reward, Task, Trace
 
 FOUR = task(expected="4", match="number")
 

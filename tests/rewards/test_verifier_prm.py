@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rewards import ProcessRewardModel, RulePRM, VerifierPRM
 from rewards._verifier import NO_EQUATION_GRADE, check_equations
-from sandbox.records._records import Step, ToolCall
+from sandbox.records import Step, ToolCall
 
 PRM = VerifierPRM()
 TASK = task(expected="17", match="number")

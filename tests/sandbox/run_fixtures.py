@@ -8,9 +8,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox.runs._generate import GenerateOptions
-from sandbox.models._llama import ModelRequest, ScriptedModel
-from sandbox.records._records import IdealCall, Task
+from sandbox.models import ModelRequest, ScriptedModel
+from sandbox.records import IdealCall, Task
+from sandbox.runs import RunSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def write_inputs(folder: Path, tasks: list[Task] = TASKS) -> tuple[Path, Path]:
     return task_file, servers
 
 
-def options(folder: Path, tasks: list[Task] = TASKS, **changes: object) -> GenerateOptions:
+def options(folder: Path, tasks: list[Task] = TASKS, **changes: object) -> RunSpec:
     task_file, servers = write_inputs(folder / "inputs", tasks)
-    base = GenerateOptions(tasks=task_file, servers=servers, out=folder / "run", n=4, rewards=REWARDS)
+    base = RunSpec(tasks=task_file, servers=servers, out=folder / "run", n=4, rewards=REWARDS)
     return replace(base, **changes)  # type: ignore[arg-type]

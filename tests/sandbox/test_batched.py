@@ -10,13 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import pytest
 
-from sandbox.models._batched import BatchedLlamaModel
-from sandbox.episodes._episode import Limits, grammar_for, run_episode
-from sandbox.records._errors import ContextFullError
-from sandbox.hub._hub import ToolHub
-from sandbox.models._llama import LlamaModel, ModelRequest, ModelResponse
-from sandbox.records._records import Message, Sampling, Task, ToolSpec
-from sandbox.turns._turn import STOP_STRINGS, parse_turn, system_prompt
+from sandbox.episodes import Limits, grammar_for, run_episode
+from sandbox.hub import ToolHub
+from sandbox.models import BatchedLlamaModel, LlamaModel, ModelRequest, ModelResponse
+from sandbox.records import ContextFullError, Message, Sampling, Task, ToolSpec
+from sandbox.turns import STOP_STRINGS, parse_turn, system_prompt
 
 pytestmark = pytest.mark.model
 

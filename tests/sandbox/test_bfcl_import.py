@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.datasets._bfcl_import import BFCLImportError, import_bfcl
-from sandbox.hub._hub import load_config
-from sandbox.records._records import read_tasks, read_traces
+from sandbox.datasets import BFCLImportError, import_bfcl
+from sandbox.hub import load_config
+from sandbox.records import read_tasks, read_traces
 
 
 def message(role: str, content: str) -> dict[str, str]:

@@ -3,11 +3,10 @@
 import anyio
 import pytest
 
-from sandbox.episodes._episode import Limits, run_episode
-from sandbox.records._errors import ContextFullError
-from sandbox.hub._hub import ToolHub
-from sandbox.models._llama import ModelRequest, ScriptedModel
-from sandbox.records._records import Task
+from sandbox.episodes import Limits, run_episode
+from sandbox.hub import ToolHub
+from sandbox.models import ModelRequest, ScriptedModel
+from sandbox.records import ContextFullError, Task
 
 CALL = '<think>need data</think>\n<tool_call>\n{{"name": "{name}", "arguments": {args}}}\n</tool_call>'
 

@@ -20,8 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rewards import score_trace
-from sandbox.records._errors import ConfigError
-from sandbox.datasets._export import (
+from sandbox.datasets import (
     ExportOptions,
     branch_point,
     chat_messages,
@@ -29,10 +28,8 @@ from sandbox.datasets._export import (
     group_advantages,
     split_of,
 )
-from sandbox.runs._generate import TRACES_FILE, generate
-from sandbox.records._records import Message, Trace, read_traces
-from sandbox.runs._run import select_rewards
-from sandbox.view._html import total_reward
+from sandbox.records import ConfigError, Message, Trace, read_traces, total_reward
+from sandbox.runs import TRACES_FILE, generate, select_rewards
 from tests.sandbox.run_fixtures import REWARDS, TASKS, options, scripted_model
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -360,7 +357,7 @@ def test_sft_rows_render_through_the_models_chat_template(
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from sandbox.models._llama import LlamaModel, default_model_path
+    from sandbox.models import LlamaModel, default_model_path
 
     assert isinstance(llama_model, LlamaModel)
     vocab = Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)

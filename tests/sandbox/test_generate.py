@@ -22,18 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.records._errors import ConfigError
-from sandbox.runs._generate import (
-    CONFIG_FILE,
-    TRACES_FILE,
-    RunConfig,
-    cut_partial_tail,
-    derive_seed,
-    generate,
-    partial_tail,
-)
-from sandbox.models._llama import ModelRequest, ScriptedModel, file_sha256
-from sandbox.records._records import Task, read_traces
+from sandbox.models import ModelRequest, ScriptedModel, file_sha256
+from sandbox.records import ConfigError, Task, cut_partial_tail, partial_tail, read_traces
+from sandbox.runs import CONFIG_FILE, TRACES_FILE, RunConfig, derive_seed, generate
 from tests.sandbox.run_fixtures import NO_SERVER_TASKS, ROOT, TASKS, options, scripted_model, scripted_turn
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox.runs._generate import generate
+from sandbox.runs import generate
 from tests.sandbox.run_fixtures import TASKS, options
 
 pytestmark = pytest.mark.model
@@ -22,7 +22,7 @@ N = 2
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[object]:
     ray = pytest.importorskip("ray")
-    from sandbox.runs._ray import init_ray
+    from sandbox.runs import init_ray
 
     init_ray("local", num_cpus=2)
     yield ray
@@ -64,7 +64,7 @@ def test_two_workers_fill_one_run_folder_and_resume_it(ray_instance: object, tmp
 
 
 def test_a_missing_model_is_refused_before_any_worker_starts(ray_instance: object, tmp_path: Path) -> None:
-    from sandbox.records._errors import ModelFileError
+    from sandbox.records import ModelFileError
 
     run_options = options(tmp_path, n=1, ray="local", model=tmp_path / "missing.gguf")
     with pytest.raises(ModelFileError, match=r"missing\.gguf"):

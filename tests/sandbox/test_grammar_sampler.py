@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from sandbox.models._llama import LlamaModel, ModelRequest
-from sandbox.records._records import Message, Sampling
+from sandbox.models import LlamaModel, ModelRequest
+from sandbox.records import Message, Sampling
 
 STORY = [Message(role="user", content="Tell me a long story about a cat.")]
 
@@ -39,8 +39,8 @@ def test_tool_call_strings_cannot_hold_raw_control_characters(llama_model: Llama
     import numpy as np
 
     from sandbox.models._grammar_sampler import LazyGrammar
-    from sandbox.records._records import ToolSpec
-    from sandbox.turns._turn import build_grammar
+    from sandbox.records import ToolSpec
+    from sandbox.turns import build_grammar
 
     schema = {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}
     grammar = build_grammar([ToolSpec(name="calculate", description="math", input_schema=schema)])

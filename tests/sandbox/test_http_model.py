@@ -24,20 +24,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.episodes._episode import Limits, run_episode
-from sandbox.records._errors import ConfigError, ContextFullError, ModelServerError
-from sandbox.models._http import (
-    OpenAIModel,
-    RetryPolicy,
-    Slots,
-    normalize_base_url,
-    retry_after,
-    turn_text,
+from sandbox.episodes import Limits, run_episode
+from sandbox.hub import ToolHub
+from sandbox.models import ModelRequest, OpenAIModel, RetryPolicy, default_model_path
+from sandbox.models._http import normalize_base_url, retry_after
+from sandbox.records import (
+    ConfigError,
+    ContextFullError,
+    Message,
+    ModelServerError,
+    Sampling,
+    Task,
+    ToolCall,
+    ToolSpec,
 )
-from sandbox.hub._hub import ToolHub
-from sandbox.models._llama import ModelRequest, default_model_path
-from sandbox.records._records import Message, Sampling, Task, ToolCall, ToolSpec
-from sandbox.turns._turn import build_grammar, parse_turn, render_call, render_result
+from sandbox.turns import build_grammar, parse_turn, render_call, render_result, reply_turn_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -326,7 +327,7 @@ def test_any_native_call_reads_back_as_the_same_call(
         "content": thought,
         "tool_calls": [{"function": {"name": name, "arguments": wire_arguments}}],
     }
-    parsed = parse_turn(turn_text(message))
+    parsed = parse_turn(reply_turn_text(message))
     assert parsed.action == "tool_call" and parsed.call is not None
     assert (parsed.call.name, parsed.call.arguments) == (name, arguments)
     assert parsed.thought == thought.strip()
@@ -576,50 +577,29 @@ def test_retry_after_reads_seconds_milliseconds_and_dates() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_concurrency_limit_holds_across_threads_and_tasks() -> None:
+async def test_the_concurrency_limit_holds_across_tasks() -> None:
     with StubServer(default=Reply(body=chat("<answer>ok</answer>"), hold=0.3)) as server:
         model = make(server, max_concurrency=2)
         texts: list[str] = []
 
-        async def by_thread() -> None:
-            texts.append((await anyio.to_thread.run_sync(model.complete, request())).text)
-
-        async def by_task() -> None:
+        async def one() -> None:
             texts.append((await model.acomplete(request())).text)
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as group:
-                for _ in range(3):
-                    group.start_soon(by_thread)
-                    group.start_soon(by_task)
+                for _ in range(6):
+                    group.start_soon(one)
         assert texts == ["<answer>ok</answer>"] * 6
         assert server.peak == 2
         await model.aclose()
 
 
-@pytest.mark.anyio
-async def test_a_task_cancelled_while_waiting_gives_its_slot_on() -> None:
-    slots = Slots(1)
-    entered: list[str] = []
-
-    async def wait_for_the_slot(name: str) -> None:
-        async with slots.hold_async():
-            entered.append(name)
-
-    with anyio.fail_after(10):
-        async with slots.hold_async():
-            with anyio.move_on_after(0.05):  # cancelled while it waits in the queue
-                await wait_for_the_slot("queued")
-        async with anyio.create_task_group() as group:
-            holder = slots.hold_async()
-            await holder.__aenter__()
-            group.start_soon(wait_for_the_slot, "granted")
-            await anyio.wait_all_tasks_blocked()
-            await holder.__aexit__(None, None, None)  # hands the slot to the waiting task...
-            group.cancel_scope.cancel()  # ...which is cancelled before it runs
-        async with slots.hold_async():  # both gave the slot back: it is free
-            entered.append("after")
-    assert entered == ["after"]
+def test_a_blocking_call_from_a_thread_gets_a_reply_and_closes_its_connection() -> None:
+    with StubServer(default=Reply(body=chat("<answer>ok</answer>"))) as server:
+        model = make(server)
+        for _ in range(2):
+            assert model.complete(request()).text == "<answer>ok</answer>"
+        assert not model._loops  # each call's loop and connection are gone
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -775,7 +755,7 @@ async def test_real_server_native_tool_calls(llama_server: str, hub: ToolHub) ->
         reply = (await client.post(f"{llama_server}/v1/chat/completions", json=body)).json()
     message = reply["choices"][0]["message"]
     assert message["tool_calls"]
-    parsed = parse_turn(turn_text(message))
+    parsed = parse_turn(reply_turn_text(message))
     assert parsed.action in ("tool_call", "broken_call") and parsed.call is not None
     assert parsed.call.name == "calculate"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox.records._errors import ConfigError, ServerStartError
-from sandbox.hub._hub import ToolHub, load_config
+from sandbox.hub import ToolHub, load_config
+from sandbox.records import ConfigError, ServerStartError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CRASHY = {"command": "python", "args": [str(FIXTURES / "crashy_server.py")]}

@@ -12,11 +12,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox.episodes._episode import run_episode
-from sandbox.records._errors import ConfigError
-from sandbox.hub._hub import ServerConfig, ToolHub, load_config
-from sandbox.models._llama import ScriptedModel
-from sandbox.records._records import Task, ToolResult
+from sandbox.episodes import run_episode
+from sandbox.hub import ServerConfig, ToolHub, load_config
+from sandbox.models import ScriptedModel
+from sandbox.records import ConfigError, Task, ToolResult
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

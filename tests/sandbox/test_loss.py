@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sandbox.datasets._loss import TraceScorer, tokenize_trace
-from sandbox.models._llama import LlamaModel
-from sandbox.records._records import Message, ModelInfo, Task, Trace
+from sandbox.datasets import TraceScorer, tokenize_trace
+from sandbox.models import LlamaModel
+from sandbox.records import Message, ModelInfo, Task, Trace
 
 SYSTEM = Message(role="system", content="You are a helpful assistant. Use tools when you need data.")
 USER = Message(role="user", content="What is 17 times 24?")
@@ -86,8 +86,8 @@ def test_shared_prompt_is_evaluated_once(llama_model: LlamaModel) -> None:
 
 
 def test_generation_still_works_after_scoring(llama_model: LlamaModel) -> None:
-    from sandbox.models._llama import ModelRequest
-    from sandbox.records._records import Sampling
+    from sandbox.models import ModelRequest
+    from sandbox.records import Sampling
 
     request = ModelRequest([USER], Sampling(max_tokens=8))
     before = llama_model.complete(request).text
@@ -106,7 +106,7 @@ def test_what_cannot_be_scored_says_why(llama_model: LlamaModel) -> None:
 def test_loss_command_writes_losses_and_filters_by_perplexity(sandbox_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from sandbox.records._records import read_traces, write_trace
+    from sandbox.records import read_traces, write_trace
 
     traces = tmp_path / "traces.jsonl"
     with traces.open("w") as handle:

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.records._errors import ContextFullError, ModelFileError
-from sandbox.models._llama import LlamaModel, ModelRequest, check_model_file, default_model_path
-from sandbox.records._records import Message, Sampling
+from sandbox.models import LlamaModel, ModelRequest, check_model_file, default_model_path
+from sandbox.records import ContextFullError, Message, ModelFileError, Sampling
 
 
 def test_default_model_is_found_without_importing_its_package() -> None:

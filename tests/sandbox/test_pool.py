@@ -3,7 +3,7 @@
 import anyio
 import pytest
 
-from sandbox.hub._pool import PoolClosedError, WarmPool
+from sandbox.hub import PoolClosedError, WarmPool
 
 
 class Item:

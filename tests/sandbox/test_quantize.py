@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models._llama import LlamaModel, ModelRequest, default_model_path, file_sha256
-from sandbox.records._records import Message, Sampling
+from sandbox.models import LlamaModel, ModelRequest, default_model_path, file_sha256
+from sandbox.records import Message, Sampling
 
 pytestmark = pytest.mark.model
 

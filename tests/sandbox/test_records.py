@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.records._errors import SandboxError
-from sandbox.records._records import (
+from sandbox.records import (
     SCHEMA_VERSION,
     ModelInfo,
+    SandboxError,
     Step,
     Task,
     Trace,

@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards import available_rewards, score_trace
-from sandbox.episodes._episode import Limits, Mode, run_episode
-from sandbox.records._errors import ConfigError, ContextFullError
-from sandbox.hub._hub import ToolHub
-from sandbox.models._llama import ModelRequest, ScriptedModel
-from sandbox.records._records import (
+from sandbox.episodes import Limits, Mode, run_episode
+from sandbox.hub import ToolHub
+from sandbox.models import ModelRequest, ScriptedModel
+from sandbox.records import (
+    ConfigError,
+    ContextFullError,
     ServerInfo,
     Step,
     Task,
@@ -27,7 +28,7 @@ from sandbox.records._records import (
     Trace,
     read_traces,
 )
-from sandbox.runs._replay import ReplayHub, first_difference, replay_file, replay_trace
+from sandbox.runs import ReplayHub, first_difference, replay_file, replay_trace
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RULE_REWARDS = {

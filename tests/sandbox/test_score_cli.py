@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.records._records import read_traces
+from sandbox.records import read_traces
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 RULE_REWARDS = "outcome,tool_syntax,cot,process"
@@ -101,7 +101,7 @@ def test_the_output_is_never_the_input_nor_replaced_silently(
 
 
 def test_a_judge_model_adds_its_rewards(sandbox_cli: Cli, run_file: Path, tmp_path: Path) -> None:
-    from sandbox.models._llama import default_model_path
+    from sandbox.models import default_model_path
 
     out = tmp_path / "judged.jsonl"
     done = sandbox_cli(

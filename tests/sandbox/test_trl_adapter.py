@@ -13,9 +13,19 @@ from typing import Any
 import pytest
 
 from rewards import available_rewards
-from sandbox.records._errors import ConfigError, SandboxError
-from sandbox.records._records import IdealCall, ModelInfo, Step, Task, ToolCall, ToolResult, ToolSpec, Trace
-from sandbox.datasets._trl import trl_reward_functions
+from sandbox.datasets import trl_reward_functions
+from sandbox.records import (
+    ConfigError,
+    IdealCall,
+    ModelInfo,
+    SandboxError,
+    Step,
+    Task,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Trace,
+)
 
 WEATHER = ToolSpec(
     name="get_weather",

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.records._records import ToolSpec
-from sandbox.turns._turn import (
+from sandbox.records import ToolSpec
+from sandbox.turns import (
     MAX_STRING_CHARS,
     bounded_schema,
     build_grammar,
@@ -96,7 +96,7 @@ def test_parser_never_raises(text: str) -> None:
 
 @given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=20) | st.booleans(), max_size=4))
 def test_rendered_calls_parse_back(arguments: dict) -> None:
-    from sandbox.records._records import ToolCall
+    from sandbox.records import ToolCall
 
     call = ToolCall(id="c", name="tool_x", arguments=arguments)
     turn = parse_turn("<think>x</think>\n" + render_call(call))
@@ -136,9 +136,9 @@ def test_grammar_without_tools_only_answers() -> None:
 
 def test_grammar_calls_validate_against_schema(llama_model) -> None:  # type: ignore[no-untyped-def]
     """Sampled under the grammar, every finished call is schema-valid."""
-    from sandbox.models._llama import ModelRequest
-    from sandbox.records._records import Message, Sampling
-    from sandbox.turns._turn import system_prompt
+    from sandbox.models import ModelRequest
+    from sandbox.records import Message, Sampling
+    from sandbox.turns import system_prompt
 
     grammar = build_grammar([WEATHER], allow_answer=False)
     messages = [

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from view_fixtures import FORECAST, answer_step, call_step, make_trace, mixed_run
 
-from sandbox.records._errors import SandboxError
-from sandbox.records._records import ToolResult, Trace, write_trace
-from sandbox.view._html import load_traces, render_report, reward_stats, total_reward, write_report
+from sandbox.records import SandboxError, ToolResult, Trace, total_reward, write_trace
+from sandbox.view import load_traces, render_report, reward_stats, write_report
 
 
 class Page(HTMLParser):

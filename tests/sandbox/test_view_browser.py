@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from view_fixtures import NO_FORECAST, mixed_run
 
-from sandbox.records._records import ToolResult, Trace, read_traces
-from sandbox.view._html import render_report
+from sandbox.records import ToolResult, Trace, read_traces
+from sandbox.view import render_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.records._records import (
+from sandbox.records import (
     ModelInfo,
     Reward,
     Step,

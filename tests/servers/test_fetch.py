@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from sandbox.hub._hub import ToolHub, load_config
+from sandbox.hub import ToolHub, load_config
 from servers.fetch import AllowList, FetchLimits, main, make_server
 
 BIG = 300_000

@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
-from sandbox.hub._hub import ToolHub, load_config
+from sandbox.hub import ToolHub, load_config
 from servers.files import FileLimits, Folder, main, make_server
 
 SECRET = "outside-secret-7f3a"

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from sandbox.hub._hub import ToolHub, load_config
+from sandbox.hub import ToolHub, load_config
 from servers.python import Limits, SandboxUnavailable, make_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

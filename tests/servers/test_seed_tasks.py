@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.server import MCPServer
 
 import servers
-from sandbox.records._records import Task, read_tasks
+from sandbox.records import Task, read_tasks
 from servers.music import make_server
 
 SEED = Path(__file__).resolve().parents[2] / "sandbox" / "data" / "seed.jsonl"

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from mcp import StdioServerParameters
 
 import servers
-from sandbox.hub._hub import load_config
+from sandbox.hub import load_config
 from tools import ContractReport, assert_contract, check_server, generate_arguments, select_servers
 from tools._contract import HUGE_STRING_CHARS, invalid_cases
 
@@ -251,7 +251,7 @@ def test_invalid_cases_are_rejected_by_the_schema_and_stress_cases_are_not() -> 
 
 
 def test_select_servers_reads_the_config_and_refuses_unknown_names() -> None:
-    from sandbox.records._errors import ConfigError
+    from sandbox.records import ConfigError
 
     assert [c.name for c in select_servers(servers.MCP_CONFIG)] == BUNDLED
     assert [c.name for c in select_servers(servers.MCP_CONFIG, ["music"])] == ["music"]

@@ -13,9 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox.records._errors import SandboxError
-from sandbox.hub._hub import ToolHub, load_config
-from sandbox.records._records import read_tasks, read_traces
+from sandbox.hub import ToolHub, load_config
+from sandbox.records import SandboxError, read_tasks, read_traces
 from tools import Scaffold, assert_contract, check_server, new_tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,258 @@
+"""The run commands: ``run``, ``generate``, ``score``, ``replay``, ``show``."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from sandbox.cli._app import (
+    ApiConcurrency,
+    ApiGrammar,
+    ApiKeyEnv,
+    ApiModel,
+    ApiToolCalls,
+    BaseUrl,
+    JudgeModel,
+    ModelFile,
+    RewardNames,
+    app,
+    console,
+    err_console,
+    http_options,
+    task_path,
+)
+from sandbox.cli._render import RunProgress, episodes_table, render_trace, run_table, score_table
+from sandbox.records import SandboxError, read_traces
+
+
+@app.command()
+def run(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
+    out: Annotated[Path, typer.Option(help="Where to write the traces (JSONL).")],
+    model: ModelFile = None,
+    mode: Annotated[
+        str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
+    ] = "constrained",
+    rewards: RewardNames = "all",
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 384,
+    token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    n_ctx: Annotated[int, typer.Option(help="Context window in tokens.")] = 4096,
+    n_gpu_layers: Annotated[
+        int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
+    ] = -1,
+    call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
+    judge: JudgeModel = None,
+    base_url: BaseUrl = None,
+    api_model: ApiModel = None,
+    api_key_env: ApiKeyEnv = None,
+    api_tool_calls: ApiToolCalls = "text",
+    api_grammar: ApiGrammar = "auto",
+    api_concurrency: ApiConcurrency = 4,
+) -> None:
+    """Run every task as one episode (greedy by default) and write one reward-labelled trace per line."""
+    from sandbox.runs import RunSpec, generate
+
+    http = http_options(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
+    spec = RunSpec(
+        tasks=task_path(tasks),
+        servers=servers,
+        out=out,
+        layout="file",
+        n=1,
+        model=model,
+        mode=mode,  # type: ignore[arg-type]
+        rewards=rewards,
+        judge=judge,
+        max_steps=max_steps,
+        max_tokens=max_tokens,
+        token_budget=token_budget,
+        temperature=temperature,
+        seed=seed,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        call_timeout=call_timeout,
+        only=tuple(task_id or ()),
+        overwrite=overwrite,
+        http=http,
+    )
+    progress = RunProgress(err_console, label="run", lines=True)
+    try:
+        with progress:
+            anyio.run(partial(generate, spec, events=progress))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the {len(progress.traces)} trace(s) finished so far are in {out}")
+        raise typer.Exit(130) from None
+    console.print(episodes_table(progress.traces))
+    console.print(f"wrote {len(progress.traces)} trace(s) to {out}")
+
+
+@app.command()
+def generate(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')],
+    out: Annotated[Path, typer.Option(help="Run folder: config.json and traces.jsonl.")],
+    model: ModelFile = None,
+    n: Annotated[int, typer.Option("--n", help="Samples per task.")] = 10,
+    parallel: Annotated[
+        int, typer.Option(help="Episodes at once (above 1: one batched llama.cpp context).")
+    ] = 1,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out: only the (task, sample) pairs not yet written.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start the run in --out again, dropping its traces.")
+    ] = False,
+    mode: Annotated[
+        str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
+    ] = "constrained",
+    rewards: RewardNames = "all",
+    judge: JudgeModel = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per model turn (bounded by the context).")] = 8192,
+    token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 8192,
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    seed: Annotated[int, typer.Option(help="Run seed; each (task, sample) derives its own.")] = 0,
+    n_ctx: Annotated[int, typer.Option(help="Context window in tokens (per sequence).")] = 4096,
+    n_gpu_layers: Annotated[
+        int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
+    ] = -1,
+    call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
+    base_url: BaseUrl = None,
+    api_model: ApiModel = None,
+    api_key_env: ApiKeyEnv = None,
+    api_tool_calls: ApiToolCalls = "text",
+    api_grammar: ApiGrammar = "auto",
+    api_concurrency: ApiConcurrency = 4,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Shard over Ray: 'local' (a private instance), 'auto', or ray://HOST:PORT."),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers, each with its own model and servers.")] = 1,
+    ray_worker_cpus: Annotated[float, typer.Option(help="CPUs each Ray worker reserves.")] = 1.0,
+) -> None:
+    """Run n samples of every task, each scored by every reward, into a run folder that a kill -9
+    cannot corrupt: traces are appended and fsynced as they finish, and --resume carries on."""
+    from sandbox.runs import RunSpec
+    from sandbox.runs import generate as run_generate
+
+    http = http_options(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
+    spec = RunSpec(
+        tasks=task_path(tasks),
+        servers=servers,
+        out=out,
+        model=model,
+        n=n,
+        parallel=parallel,
+        resume=resume,
+        overwrite=overwrite,
+        mode=mode,  # type: ignore[arg-type]
+        rewards=rewards,
+        judge=judge,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        token_budget=token_budget,
+        max_steps=max_steps,
+        seed=seed,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        call_timeout=call_timeout,
+        only=tuple(task_id or ()),
+        http=http,
+        ray=ray,
+        ray_workers=ray_workers,
+        ray_worker_cpus=ray_worker_cpus,
+    )
+    try:
+        with RunProgress(err_console) as progress:
+            summary = anyio.run(partial(run_generate, spec, events=progress))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the traces written so far are in {out}; continue with --resume")
+        raise typer.Exit(130) from None
+    console.print(run_table(summary))
+
+
+@app.command()
+def score(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the re-scored traces (JSONL).")],
+    rewards: RewardNames = "all",
+    overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
+    judge: JudgeModel = None,
+) -> None:
+    """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
+    from sandbox.runs import score_file, select_rewards
+
+    chosen = select_rewards(rewards, judge)
+    summary = score_file(traces, out, chosen, overwrite=overwrite)
+    console.print(score_table(summary))
+    console.print(f"wrote {summary.traces} trace(s) to {out}", highlight=False, markup=False)
+
+
+@app.command()
+def replay(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file, or a run folder.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the replayed traces (JSONL).")],
+    rewards: RewardNames = "all",
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Re-run a live GGUF model against the recorded tool results instead."),
+    ] = None,
+    max_steps: Annotated[int, typer.Option(help="With --model: steps per episode before it stops.")] = 6,
+    token_budget: Annotated[int, typer.Option(help="With --model: completion tokens per episode.")] = 2048,
+    n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
+    overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
+    judge: JudgeModel = None,
+) -> None:
+    """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
+    from sandbox.episodes import Limits
+    from sandbox.models import LlamaModel
+    from sandbox.runs import check_replay_paths, replay_file, select_rewards
+
+    chosen = select_rewards(rewards, judge)
+    check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
+    live = LlamaModel(model, n_ctx=n_ctx) if model is not None else None
+    limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
+    try:
+        report = anyio.run(
+            partial(replay_file, traces, out, chosen, model=live, limits=limits, overwrite=overwrite)
+        )
+    finally:
+        if live is not None:
+            live.close()
+    console.print(score_table(report.scores))
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def show(
+    traces: Annotated[Path, typer.Argument(help="Trace JSONL file.")],
+    trace: Annotated[str | None, typer.Option(help="Trace id (or task id) to show.")] = None,
+    index: Annotated[int, typer.Option(help="Position of the trace in the file.")] = 0,
+) -> None:
+    """Print one trace readably: prompt, each step's thoughts, call and result, answer and rewards."""
+    all_traces = read_traces(traces)
+    if not all_traces:
+        raise SandboxError(f"{traces}: no traces in file")
+    if trace is not None:
+        chosen = next((t for t in all_traces if trace in (t.id, t.task_id)), None)
+        if chosen is None:
+            raise SandboxError(f"{traces}: no trace with id or task id {trace!r}")
+    else:
+        if not -len(all_traces) <= index < len(all_traces):
+            raise SandboxError(f"{traces}: index {index} out of range (file has {len(all_traces)} traces)")
+        chosen = all_traces[index]
+    render_trace(chosen, console)

@@ -1,0 +1,73 @@
+"""The model seam: one request, one response, one protocol every backend answers.
+
+A backend writes one assistant turn per :class:`ModelRequest`. The episode loop awaits
+``acomplete``; a backend whose work is synchronous (llama.cpp holds the CPU) inherits
+:class:`SyncModel`, which runs ``complete`` in a worker thread so that tool calls of other
+episodes go on meanwhile. ``aclose`` releases what the backend holds (weights, connections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import anyio
+
+from sandbox.records import Message, ModelInfo, Sampling, ToolSpec, Usage
+
+# A turn needs room for at least this many new tokens, else the context counts as full.
+MIN_COMPLETION_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One assistant turn to write: the transcript so far and how to sample."""
+
+    messages: Sequence[Message]
+    sampling: Sampling
+    grammar: str | None = None
+    stop: Sequence[str] = ()
+    # How many leading messages were already in the previous turn's context (for token accounting).
+    previous_messages: int = 0
+    # The tools on offer; backends that pass tools to the server natively (OpenAI ``tools``) need them.
+    tools: Sequence[ToolSpec] = ()
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+
+
+class Model(Protocol):
+    """What the episode loop needs from a model."""
+
+    info: ModelInfo
+
+    def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+    async def acomplete(self, request: ModelRequest) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SyncModel:
+    """For backends whose ``complete`` blocks: ``acomplete`` runs it in a worker thread, ``aclose``
+    calls ``close``."""
+
+    info: ModelInfo
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        raise NotImplementedError
+
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        return await anyio.to_thread.run_sync(self.complete, request)
+
+    def close(self) -> None:
+        """Release what the backend holds; a backend with nothing to release keeps this."""
+
+    async def aclose(self) -> None:
+        self.close()
