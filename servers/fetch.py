@@ -11,8 +11,9 @@ A URL is fetched only when:
 Redirects are followed by hand, at most ``max_redirects`` hops, and each hop is checked against the
 allow-list before it is requested. The body is streamed and reading stops at ``max_bytes`` (the text then
 ends with a marker); gzip and deflate bodies are inflated in bounded steps, so a compression bomb stops
-at the same cap. The whole fetch, redirects included, must finish within ``timeout_s``. No cookies, no
-proxies from the environment, nothing kept between calls.
+at the same cap. The whole fetch, redirects included, must finish within ``timeout_s``. No cookies (not
+even between the hops of one fetch: requests go through an HTTP transport, which has no cookie jar), no
+proxies, nothing kept between calls. A charset Python cannot decode a body with is read as UTF-8.
 
 Not covered: DNS rebinding. The allow-list names hosts, and a name is trusted to resolve where its owner
 points it; an allowed name that resolves to a private or loopback address is fetched.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import zlib
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -39,6 +41,7 @@ MAX_URL_CHARS = 2048
 USER_AGENT = "agent-sandbox-fetch/1.0"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = {301, 302, 303, 307, 308}
+_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,10 @@ class AllowedHost:
             raise ValueError(f"allow-list entry {entry!r} must be HOST or HOST:PORT, e.g. 'example.com:8080'")
         try:
             url = httpx.URL(f"http://{text}")
-        except httpx.InvalidURL as exc:
+            host = url.host  # decoded on access, where a bad international name raises IDNAError
+        except (httpx.InvalidURL, UnicodeError) as exc:
             raise ValueError(f"allow-list entry {entry!r} is not a host: {exc}") from exc
-        return cls(host=url.host, port=url.port)
+        return cls(host=host, port=url.port)
 
     def admits(self, url: httpx.URL) -> bool:
         if url.host != self.host:
@@ -118,10 +122,20 @@ class AllowList:
             )
 
 
-def _parse_url(text: str) -> httpx.URL:
+def _parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """``text`` as a URL, or as a redirect's Location joined to ``base``; a ToolError says what is wrong.
+
+    httpx reports most bad URLs as InvalidURL, but a bad international name (``http://xn--/``) as an
+    IDNAError (a UnicodeError), and only when the host is read; both are refusals with their reason.
+    """
     try:
-        url = httpx.URL(text.strip())
-    except httpx.InvalidURL as exc:
+        url = httpx.URL(text.strip()) if base is None else base.join(text)
+        _ = url.host  # decoded on access, where a bad name raises
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        if base is not None:
+            raise ToolError(
+                f"The redirect from {str(base)!r} to {text!r} is not a valid URL: {exc}."
+            ) from exc
         raise ToolError(f"{text!r} is not a valid URL: {exc}.") from exc
     if not url.scheme:
         raise ToolError(f"{text!r} is not an absolute URL; give one such as 'https://example.com/page'.")
@@ -162,23 +176,38 @@ class _Body:
         return not self.truncated
 
 
+def _decode(data: bytes, charset: str | None) -> str:
+    """``data`` in its declared charset, or as UTF-8 when Python has no such text codec.
+
+    Unknown names raise LookupError, and so do codecs that are not text encodings (``base64``); some
+    text codecs cannot decode a body at all (``idna`` refuses ``errors="replace"``, ``undefined``
+    refuses everything) and raise UnicodeError. Either way the body is still shown, as UTF-8.
+    """
+    if charset:
+        with suppress(LookupError, UnicodeError):
+            return data.decode(charset, errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
 def _text(body: _Body, response: httpx.Response) -> str:
     data = bytes(body.data)
     if b"\x00" in data:
         kind = response.headers.get("content-type") or "unknown type"
         text = f"[binary content ({kind}), {len(data)} bytes, not shown]"
     else:
-        try:
-            text = data.decode(response.charset_encoding or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
-            text = data.decode("utf-8", errors="replace")
+        text = _decode(data, response.charset_encoding)
     if body.truncated:
         text += f"\n[... truncated: the body is longer than {body.cap} bytes]"
     return text
 
 
 class Fetcher:
-    """GETs allowed URLs; one fresh HTTP client per call, so nothing (cookies) carries over."""
+    """GETs allowed URLs through an HTTP transport alone, with no client around it.
+
+    httpx's client keeps a cookie jar, even across the hops of one fetch; the transport has none, and
+    no proxies, no authentication and no default headers either. One transport per call, so nothing
+    (connections included) carries over between calls.
+    """
 
     def __init__(self, allow: AllowList, limits: FetchLimits) -> None:
         self.allow = allow
@@ -201,21 +230,22 @@ class Fetcher:
 
     async def _fetch(self, url: httpx.URL) -> Page:
         redirects: list[str] = []
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        timeout = httpx.Timeout(self.limits.timeout_s)
-        async with httpx.AsyncClient(
-            trust_env=False, follow_redirects=False, timeout=timeout, headers=headers
-        ) as client:
+        timeout = httpx.Timeout(self.limits.timeout_s).as_dict()
+        async with httpx.AsyncHTTPTransport(trust_env=False, retries=0) as transport:
             while True:
-                async with client.stream("GET", url) as response:
+                request = httpx.Request("GET", url, headers=_HEADERS, extensions={"timeout": timeout})
+                response = await transport.handle_async_request(request)
+                try:
                     location = response.headers.get("location")
                     if response.status_code not in _REDIRECTS or not location:
                         return await self._page(url, response, redirects)
+                finally:
+                    await response.aclose()
                 if len(redirects) == self.limits.max_redirects:
                     raise ToolError(
                         f"More than {self.limits.max_redirects} redirects; stopped at {str(url)!r}."
                     )
-                target = url.join(location)
+                target = _parse_url(location, base=url)
                 self.allow.check(target, what=f"redirect from {str(url)!r} to {str(target)!r}")
                 redirects.append(str(url))
                 url = target

@@ -10,8 +10,15 @@ Every path a model gives is relative to the root. What is refused, each with a m
   link between two files inside the root is refused too — the price of not being able to tell);
 - anything that is not a regular file or a folder (FIFOs, sockets, devices), and paths with a NUL byte;
 - reads past ``max_read_bytes`` (the text is cut and ``next_offset`` says where to go on), writes over
-  ``max_write_bytes``, writes that would grow the folder past ``max_total_bytes``; listings and
-  searches stop at ``max_results``.
+  ``max_write_bytes``, writes that would grow the folder past ``max_total_bytes`` of file content or
+  past ``max_entries`` files and folders, and writes more than ``max_depth`` levels below the root;
+  listings and searches stop at ``max_results``.
+
+Every file and folder counts as an entry whatever its size, so empty files and deep chains of folders
+are bounded too: the folder's disk use stays within ``max_total_bytes`` plus a few kilobytes (a block
+and a directory entry) per entry. What the folder holds is counted once, when the server starts, and
+then kept up to date by each write, so a write costs as much as its own path, not as the whole tree;
+changes made to the folder by anyone else are not seen until the server restarts.
 
 How a path is opened: it is resolved with ``os.path.realpath`` and checked to lie under the root (that
 gives the clear refusals above); then it is opened again component by component from the root with
@@ -35,8 +42,9 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,6 +55,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 MAX_PATH_CHARS = 1024
+MAX_OFFSET = 2**63 - 1  # the largest file offset Linux has
 MAX_PATTERN_CHARS = 200
 SEARCH_FILE_BYTES = 1_000_000  # larger files are skipped by search
 SEARCH_BUDGET_BYTES = 20_000_000  # file content one search reads at most
@@ -65,8 +74,10 @@ class FileLimits:
     max_read_bytes: int = 100_000
     max_write_bytes: int = 1_000_000
     max_results: int = 100
-    max_total_bytes: int = 100_000_000
+    max_total_bytes: int = 100_000_000  # of file content, all files together
     search_timeout_s: float = 5.0
+    max_entries: int = 10_000  # files and folders (and anything else) in the root, at every level
+    max_depth: int = 32  # path components below the root that a write may reach
 
 
 # --------------------------------------------------------------------------- records
@@ -179,6 +190,14 @@ def _kind(mode: int) -> Literal["file", "folder", "symlink", "other"]:
     return "symlink" if stat.S_ISLNK(mode) else "other"
 
 
+@dataclass
+class Usage:
+    """What the root folder holds, as its quota counts it."""
+
+    bytes: int = 0  # sizes of its regular files
+    entries: int = 0  # its files, folders and other items, at every level
+
+
 class Folder:
     """The root folder and every operation on it; each path is checked before it is used."""
 
@@ -189,6 +208,11 @@ class Folder:
         path.mkdir(parents=True, exist_ok=True)
         self.root = os.path.realpath(path)
         self.limits = limits
+        self.usage = Usage()
+        for _, info in self._walk(()):  # the one walk of the whole tree; writes keep it up to date
+            self.usage.entries += 1
+            self.usage.bytes += info.st_size if stat.S_ISREG(info.st_mode) else 0
+        self._writing = threading.Lock()  # a write's check, change and count happen together
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -216,19 +240,45 @@ class Folder:
 
     def _open_dir(self, parts: tuple[str, ...], *, create: bool = False) -> int:
         """An fd on the folder ``parts``, opened one component at a time without following symlinks."""
+        return self._descend(parts, create)[0]
+
+    def _descend(self, parts: tuple[str, ...], create: bool) -> tuple[int, int]:
+        """An fd on the folder ``parts``, and how many folders were made on the way (``create``)."""
         fd = os.open(self.root, _DIR_FLAGS)
+        made = 0
         try:
             for part in parts:
                 if create:
-                    with suppress(FileExistsError):
+                    try:
                         os.mkdir(part, 0o755, dir_fd=fd)
+                        made += 1
+                    except FileExistsError:
+                        pass
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = child
         except BaseException:
             os.close(fd)
             raise
-        return fd
+        return fd, made
+
+    def _plan(self, parts: tuple[str, ...]) -> tuple[int, os.stat_result | None]:
+        """How many folders a write to ``parts`` has to make, and the lstat of the file (None: new)."""
+        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            for depth, part in enumerate(parts[:-1]):
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    return len(parts) - 1 - depth, None
+                os.close(fd)
+                fd = child
+            try:
+                return 0, os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return 0, None
+        finally:
+            os.close(fd)
 
     def _check_file(self, fd: int, path: str) -> os.stat_result:
         info = os.fstat(fd)
@@ -261,7 +311,8 @@ class Folder:
                 os.close(folder)
             try:
                 info = self._check_file(fd, path)
-                data = os.pread(fd, self.limits.max_read_bytes + 1, offset)
+                # Past the end there is nothing to read (and pread refuses offsets near 2**63).
+                data = os.pread(fd, self.limits.max_read_bytes + 1, offset) if offset < info.st_size else b""
             finally:
                 os.close(fd)
         more = len(data) > self.limits.max_read_bytes
@@ -288,26 +339,41 @@ class Folder:
         parts = self.parts(path)
         if not parts:
             raise ToolError("'.' is the root folder; give a file name such as 'notes.txt'.")
-        with _reporting(path):
-            folder = self._open_dir(parts[:-1], create=True)
+        if len(parts) > self.limits.max_depth:
+            raise ToolError(
+                f"{path!r} is {len(parts)} levels below the root folder; files may be at most "
+                f"{self.limits.max_depth} levels deep."
+            )
+        with self._writing, _reporting(path):
+            self._check_room(parts, len(data), append)
+            folder, made = self._descend(parts[:-1], create=True)
+            self.usage.entries += made
             try:
                 fd, created = self._open_for_write(folder, parts[-1])
             finally:
                 os.close(folder)
+            self.usage.entries += created
             try:
-                info = self._check_file(fd, path)
-                self._check_quota(len(data) if append else len(data) - info.st_size)
-                if append:
-                    os.lseek(fd, 0, os.SEEK_END)
-                else:
-                    os.ftruncate(fd, 0)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                size = os.fstat(fd).st_size
+                size = self._replace(fd, path, data, append)
             finally:
                 os.close(fd)
         return Written(path=self._show(parts), bytes_written=len(data), size_bytes=size, created=created)
+
+    def _replace(self, fd: int, path: str, data: bytes, append: bool) -> int:
+        """Write ``data`` into the open file, counting the change in size; the new size."""
+        before = self._check_file(fd, path).st_size
+        try:
+            if append:
+                os.lseek(fd, 0, os.SEEK_END)
+            else:
+                os.ftruncate(fd, 0)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:  # counted even when the disk filled up half way
+            size = os.fstat(fd).st_size
+            self.usage.bytes += size - before
+        return size
 
     @staticmethod
     def _open_for_write(folder: int, name: str) -> tuple[int, bool]:
@@ -316,14 +382,23 @@ class Folder:
         except FileExistsError:
             return os.open(name, _WRITE_FLAGS, dir_fd=folder), False
 
-    def _check_quota(self, growth: int) -> None:
-        if growth <= 0:
-            return
-        used = sum(info.st_size for _, info in self._walk(()) if stat.S_ISREG(info.st_mode))
-        if used + growth > self.limits.max_total_bytes:
+    def _check_room(self, parts: tuple[str, ...], size: int, append: bool) -> None:
+        """Refuse a write that would take the folder past its caps, before anything is made."""
+        missing, info = self._plan(parts)
+        new_entries = missing + (info is None)
+        old_size = info.st_size if info is not None and stat.S_ISREG(info.st_mode) else 0
+        growth = size if append else size - old_size
+        usage, limits = self.usage, self.limits
+        if new_entries and usage.entries + new_entries > limits.max_entries:
             raise ToolError(
-                f"The root folder holds {used} bytes; this write would take it past its limit of "
-                f"{self.limits.max_total_bytes} bytes. Delete or shorten files first."
+                f"The root folder holds {usage.entries} files and folders; this write would make "
+                f"{new_entries} more, past its limit of {limits.max_entries}. Write into existing "
+                "files and folders instead."
+            )
+        if growth > 0 and usage.bytes + growth > limits.max_total_bytes:
+            raise ToolError(
+                f"The root folder holds {usage.bytes} bytes; this write would take it past its limit of "
+                f"{limits.max_total_bytes} bytes. Replace files with shorter ones first."
             )
 
     # -- list and search ---------------------------------------------------------------------
@@ -331,20 +406,31 @@ class Folder:
     def _walk(
         self, parts: tuple[str, ...], recursive: bool = True
     ) -> Iterator[tuple[tuple[str, ...], os.stat_result]]:
-        """(parts, lstat) of everything under the folder ``parts``, sorted, never following a symlink."""
+        """(parts, lstat) of everything under the folder ``parts``, sorted, never following a symlink.
+
+        Depth first with a stack of its own, so a tree of any depth is walked without recursion.
+        """
+        pending = [iter(self._scan(parts))]
+        while pending:
+            item = next(pending[-1], None)
+            if item is None:
+                pending.pop()
+                continue
+            yield item
+            if recursive and stat.S_ISDIR(item[1].st_mode):
+                try:
+                    pending.append(iter(self._scan(item[0])))
+                except OSError:  # replaced or removed while walking: list what is still there
+                    continue
+
+    def _scan(self, parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], os.stat_result]]:
         fd = self._open_dir(parts)
         try:
             with os.scandir(fd) as scan:
                 items = sorted((entry.name, entry.stat(follow_symlinks=False)) for entry in scan)
         finally:
             os.close(fd)
-        for name, info in items:
-            yield (*parts, name), info
-            if recursive and stat.S_ISDIR(info.st_mode):
-                try:
-                    yield from self._walk((*parts, name))
-                except OSError:  # replaced or removed while walking: list what is still there
-                    continue
+        return [((*parts, name), info) for name, info in items]
 
     def _walk_folder(
         self, path: str, parts: tuple[str, ...], recursive: bool
@@ -374,7 +460,7 @@ class Folder:
         pattern = query if regex else re.escape(query)
         try:
             re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # OverflowError: a repeat count such as a{99999999999}
             raise ToolError(f"{query!r} is not a valid regular expression: {exc}.") from exc
         documents, searched, skipped = self._documents(path)
         job = {
@@ -500,7 +586,9 @@ FolderPath = Annotated[
         max_length=MAX_PATH_CHARS,
     ),
 ]
-Offset = Annotated[int, Field(description="Byte offset to start reading at (from next_offset).", ge=0)]
+Offset = Annotated[
+    int, Field(description="Byte offset to start reading at (from next_offset).", ge=0, le=MAX_OFFSET)
+]
 Append = Annotated[bool, Field(description="Add to the end of the file instead of replacing it.")]
 Recursive = Annotated[bool, Field(description="Also list the contents of sub-folders.")]
 Query = Annotated[
@@ -571,9 +659,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-results", type=int, default=defaults.max_results)
     parser.add_argument("--max-total-bytes", type=int, default=defaults.max_total_bytes)
     parser.add_argument("--search-timeout", type=float, default=defaults.search_timeout_s, metavar="SECONDS")
+    parser.add_argument("--max-entries", type=int, default=defaults.max_entries)
+    parser.add_argument("--max-depth", type=int, default=defaults.max_depth)
     args = parser.parse_args(argv)
     limits = FileLimits(
-        args.max_read_bytes, args.max_write_bytes, args.max_results, args.max_total_bytes, args.search_timeout
+        max_read_bytes=args.max_read_bytes,
+        max_write_bytes=args.max_write_bytes,
+        max_results=args.max_results,
+        max_total_bytes=args.max_total_bytes,
+        search_timeout_s=args.search_timeout,
+        max_entries=args.max_entries,
+        max_depth=args.max_depth,
     )
     try:
         server = make_server(args.root, limits)

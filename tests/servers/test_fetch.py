@@ -10,12 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import anyio
+import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from sandbox.hub import ToolHub, load_config
-from servers.fetch import AllowList, FetchLimits, main, make_server
+from servers.fetch import AllowList, FetchLimits, _parse_url, main, make_server
 
 BIG = 300_000
 _release = threading.Event()  # set at teardown: slow handlers stop waiting
@@ -41,10 +45,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _redirect(self, location: str) -> None:
+    def _redirect(self, location: str, **extra: str) -> None:
         self.send_response(302)
         self.send_header("Location", location)
         self.send_header("Content-Length", "0")
+        for name, value in extra.items():
+            self.send_header(name.replace("_", "-"), value)
         self.end_headers()
 
     def do_GET(self) -> None:
@@ -66,6 +72,16 @@ class _Handler(BaseHTTPRequestHandler):
             "/to-other-port": lambda: self._redirect(f"http://127.0.0.1:{port + 1}/hello"),
             "/to-file": lambda: self._redirect("file:///etc/passwd"),
             "/loop": lambda: self._redirect("/loop"),
+            "/to-bad-port": lambda: self._redirect("http://127.0.0.1:abc/hello"),
+            "/to-bad-name": lambda: self._redirect("http://xn--/hello"),
+            "/cookie-then-echo": lambda: self._redirect(
+                "/echo-cookie", Set_Cookie="session=set-by-302; Path=/"
+            ),
+            "/set-cookie": lambda: self._send(200, b"set", Set_Cookie="session=set-by-200; Path=/"),
+            "/echo-cookie": lambda: self._send(200, f"cookie: {self.headers.get('Cookie')}".encode()),
+            "/charset-idna": lambda: self._send(200, "café".encode(), "text/plain; charset=idna"),
+            "/charset-undefined": lambda: self._send(200, "café".encode(), "text/plain; charset=undefined"),
+            "/charset-base64": lambda: self._send(200, "café".encode(), "text/plain; charset=base64"),
             "/endless": self._endless,
             "/slow": self._slow,
             "/dribble": self._dribble,
@@ -259,6 +275,30 @@ async def test_redirect_loops_stop(site: int) -> None:
     assert _Handler.hits == ["/loop"] * 4
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/to-bad-port", "Invalid port: 'abc'"), ("/to-bad-name", "Malformed A-label")],
+)
+async def test_redirects_to_broken_urls_are_refused_with_the_reason(
+    site: int, path: str, reason: str
+) -> None:
+    async with Client(_server(site)) as client:
+        await _refused(client, f"http://127.0.0.1:{site}{path}", "redirect", "not a valid URL", reason)
+    assert _Handler.hits == [path]
+
+
+@pytest.mark.anyio
+async def test_no_cookie_travels_between_hops_or_calls(site: int) -> None:
+    async with Client(_server(site)) as client:
+        hopped = await _get(client, f"http://127.0.0.1:{site}/cookie-then-echo")
+        await _get(client, f"http://127.0.0.1:{site}/set-cookie")
+        later = await _get(client, f"http://127.0.0.1:{site}/echo-cookie")
+    assert hopped["redirects"] == [f"http://127.0.0.1:{site}/cookie-then-echo"]
+    assert hopped["text"] == "cookie: None"  # the 302 set one; the next hop did not send it
+    assert later["text"] == "cookie: None"
+
+
 # --------------------------------------------------------------------------- caps
 
 
@@ -289,6 +329,45 @@ async def test_slow_servers_time_out(site: int, path: str) -> None:
         await _refused(client, f"http://127.0.0.1:{site}{path}", "within 1 s")
         _release.set()  # let the handler go, then show the server still answers
         await _get(client, f"http://127.0.0.1:{site}/hello")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("charset", ["idna", "undefined", "base64"])
+async def test_a_charset_python_cannot_decode_with_is_read_as_utf8(site: int, charset: str) -> None:
+    async with Client(_server(site)) as client:
+        page = await _get(client, f"http://127.0.0.1:{site}/charset-{charset}")
+    assert page["text"] == "café"
+    assert page["content_type"] == f"text/plain; charset={charset}"
+
+
+@pytest.mark.anyio
+async def test_urls_that_break_the_url_parser_are_refused_with_the_reason(site: int) -> None:
+    async with Client(_server(site)) as client:
+        await _refused(client, "http://xn--/", "not a valid URL", "Malformed A-label")
+        await _refused(client, f"http://127.0.0.1:{site}:1/", "not a valid URL")
+        await _refused(client, "http://[::1/", "not a valid URL")
+        await _get(client, f"http://127.0.0.1:{site}/hello")  # still answering
+    assert _Handler.hits == ["/hello"]
+
+
+_URLISH = st.lists(
+    st.sampled_from([*"hp:/[]@%.?#\\ -_09aA", "http", "xn--", "%00", "%ff", "é", "\u3002", "::", "ß"]),
+    max_size=24,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_URLISH | st.text(max_size=40), prefix=st.sampled_from(["", "http://", "http://127.0.0.1:8000/"]))
+def test_any_text_is_a_url_or_a_refusal_with_its_reason(text: str, prefix: str) -> None:
+    allow = AllowList(["127.0.0.1:8000"])
+    for parse in (
+        lambda: _parse_url(prefix + text),
+        lambda: _parse_url(text, base=httpx.URL(f"{prefix or 'http://a/'}x")),
+    ):
+        try:
+            allow.check(parse())
+        except ToolError as exc:
+            assert str(exc).strip() and "\n" not in str(exc)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -295,6 +299,105 @@ async def test_catastrophic_regex_is_stopped(root: Path) -> None:
     async with Client(make_server(root, FileLimits(search_timeout_s=1.0))) as client:
         await _refused(client, "search_files", {"query": "(a+)+$", "regex": True}, "longer than 1 s")
         await _refused(client, "search_files", {"query": "(unclosed", "regex": True}, "not a valid regular")
+
+
+@pytest.mark.anyio
+async def test_paths_deeper_than_the_cap_are_refused_and_nothing_is_made(root: Path) -> None:
+    before = sorted(root.rglob("*"))
+    deep = "d/" * 505  # 1,010 characters: within the path length, far past the depth cap
+    async with Client(make_server(root)) as client:
+        for number in range(8):
+            await _refused(
+                client, "write_file", {"path": f"{deep}f{number}", "content": ""}, "506 levels", "at most 32"
+            )
+        assert sorted(root.rglob("*")) == before  # not one folder of the 505 was made
+        at_the_cap = await _ok(client, "write_file", {"path": "d/" * 31 + "f", "content": ""})
+        await _refused(client, "write_file", {"path": "d/" * 32 + "f", "content": ""}, "33 levels")
+    assert at_the_cap["created"] is True
+    assert max(len(p.relative_to(root).parts) for p in root.rglob("*")) == 32
+
+
+def _disk_bytes(root: Path) -> int:
+    return sum(os.lstat(path).st_blocks * 512 for path in root.rglob("*"))
+
+
+@pytest.mark.anyio
+async def test_empty_files_and_folders_count_as_entries(root: Path) -> None:
+    # 3 entries are there already: notes.txt, sub, sub/deep.md
+    limits = FileLimits(max_total_bytes=200_000, max_entries=40)
+    made = 0
+    async with Client(make_server(root, limits)) as client:
+        while True:
+            result = await client.call_tool("write_file", {"path": f"e/{made // 8}/{made}", "content": ""})
+            if result.is_error:
+                break
+            made += 1
+        text = _text(result)
+        await _refused(client, "write_file", {"path": "x/y/z.txt", "content": ""}, "limit of 40")
+        rewritten = await _ok(client, "write_file", {"path": "notes.txt", "content": "still writable"})
+    entries = list(root.rglob("*"))
+    assert "files and folders" in text and "limit of 40" in text
+    assert len(entries) == 40 and not (root / "x").exists()
+    assert rewritten["created"] is False
+    # What the red team measured: 18.8 MB of folders under a 200 kB cap. Now: the content cap plus a
+    # block per entry at most (ext4 and tmpfs give a folder one 4 kB block, an empty file none).
+    assert _disk_bytes(root) <= limits.max_total_bytes + limits.max_entries * 4096
+
+
+@pytest.mark.anyio
+async def test_a_write_does_not_walk_the_tree(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for folder in range(50):
+        for file in range(20):
+            (root / "wide" / str(folder)).mkdir(parents=True, exist_ok=True)
+            (root / "wide" / str(folder) / f"{file}.txt").write_text("x")
+    async with Client(make_server(root, FileLimits(max_total_bytes=2_000))) as client:
+        listings: list[object] = []
+        real_scandir = os.scandir
+
+        def counting(*args: Any) -> Any:
+            listings.append(args)
+            return real_scandir(*args)
+
+        monkeypatch.setattr(os, "scandir", counting)
+        for number in range(20):
+            await _ok(client, "write_file", {"path": f"deep/{number}/new.txt", "content": "y" * 10})
+        refused = await client.call_tool("write_file", {"path": "big.txt", "content": "z" * 900})
+        monkeypatch.setattr(os, "scandir", real_scandir)
+    assert listings == []  # the 1,000 files were counted once, at start-up
+    assert refused.is_error and "holds 1259 bytes" in _text(refused)  # 1,000 + 20 × 10 + the fixture's 59
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4).map("/".join),
+            st.integers(0, 300),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+def test_the_kept_count_matches_a_fresh_count(writes: list[tuple[str, int, bool]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        kept = Folder(folder, FileLimits(max_total_bytes=2_000, max_entries=12))
+        for path, size, append in writes:
+            with contextlib.suppress(ToolError):  # refusals (caps, a file where a folder is) are fine
+                kept.write(path, "é" * size, append)
+            assert kept.usage == Folder(folder, FileLimits()).usage
+        assert kept.usage.bytes <= 2_000 and kept.usage.entries <= 12
+
+
+@pytest.mark.anyio
+async def test_out_of_range_numbers_and_patterns_are_refused_with_the_reason(root: Path) -> None:
+    async with Client(make_server(root)) as client:
+        await _refused(client, "read_file", {"path": "notes.txt", "offset": 10**30}, "less than or equal")
+        far = await _ok(client, "read_file", {"path": "notes.txt", "offset": 2**62})
+        end = await _ok(client, "read_file", {"path": "notes.txt", "offset": 2**63 - 1})
+        await _refused(
+            client, "search_files", {"query": "a{99999999999}", "regex": True}, "not a valid regular"
+        )
+    assert far["text"] == end["text"] == "" and far["truncated"] is False and far["size_bytes"] == 33
 
 
 def test_symlink_swapped_in_after_the_check_is_not_followed(root: Path, outside: Path) -> None:
