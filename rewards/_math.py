@@ -23,7 +23,9 @@ Time. math-verify bounds its own work with ``signal.alarm``, which only works in
 outside. So whenever SymPy is needed, the comparison runs in a worker process (a fresh interpreter,
 started on first use and kept for the next comparison: it forks no threaded parent and runs no main
 module again, as ``multiprocessing``'s start methods would), which is killed when its time is up:
-:data:`MATH_SECONDS`, or less when the reward's budget ends sooner. Past it the comparison raises
+:data:`MATH_SECONDS` from the moment it is sent (waiting for a free worker, or for a new one to load
+SymPy, is bounded apart, by :data:`WAIT_SECONDS`), or less when the reward's budget ends sooner. Past
+it the comparison raises
 :class:`rewards._budget.BudgetExceeded`, and the reward says it cannot score
 (``\\tan(\\tan(\\tan(\\tan(\\tan(\\tan(1))))))`` sends SymPy's simplifier off for minutes). Two plain
 numbers, and an expected answer that is not mathematical, never leave the process. Inside the worker
@@ -48,15 +50,15 @@ import select
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, TextIO
 
 from rewards._budget import BudgetExceeded, time_left
 from rewards._outcome import _NUMBER, _prepare_numbers, _to_fraction
 
 MATH_SECONDS = 5.0  # one comparison that needs SymPy
+WAIT_SECONDS = 60.0  # for a free worker, and for a new one to load SymPy (about 1-3 s)
 MATH_WORKERS = 2  # worker processes (each holds SymPy, about 100 MB)
 MAX_ANSWER_CHARS = 2000  # of a longer answer, only the tail is read
 MAX_EXPRESSION_CHARS = 300  # a longer formula is not parsed
@@ -294,17 +296,23 @@ def _math_verify() -> _MathVerify:
 
 
 def serve() -> None:
-    """A worker's loop: one JSON request a line on stdin, ``[answer, expected]``, one reply a line on
-    stdout, ``{"same": true | false | null}`` or ``{"error": "..."}``; ends when stdin closes."""
+    """A worker's loop: ``{"ready": true}`` once math-verify is loaded, then one JSON request a line
+    on stdin, ``[answer, expected]``, and one reply a line on stdout, ``{"same": true | false | null}``
+    or ``{"error": "..."}``; ends when stdin closes."""
     logging.disable(logging.WARNING)  # nothing on stderr, which the parent does not read
+    _math_verify()
+    _reply({"ready": True})
     for line in sys.stdin:
         answer, expected = json.loads(line)
         try:
-            reply: dict[str, Any] = {"same": compare(answer, expected)}
+            _reply({"same": compare(answer, expected)})
         except Exception as exc:  # a bug to report to the parent, which raises it there
-            reply = {"error": repr(exc)}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+            _reply({"error": repr(exc)})
+
+
+def _reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 _WORKER_CODE = (
@@ -325,16 +333,36 @@ class _Worker:
             text=True,
             encoding="utf-8",
         )
+        seconds = time_left(WAIT_SECONDS, "starting math-verify's worker")
+        try:
+            self._read(seconds)
+        except TimeoutError:
+            raise BudgetExceeded(f"math-verify's worker did not start within {seconds:.3g} s") from None
 
-    def ask(self, answer: str, expected: str, seconds: float) -> bool | None:
-        """The worker's verdict; raises :class:`TimeoutError` past ``seconds`` (the worker is then
-        killed) and :class:`BudgetExceeded` when it died."""
+    def ask(self, answer: str, expected: str) -> bool | None:
+        """The worker's verdict, within :data:`MATH_SECONDS` or the budget's remaining time; past it
+        the worker is killed and :class:`BudgetExceeded` raised."""
+        seconds = time_left(MATH_SECONDS, "comparing math answers")
+        self._pipes()[0].write(json.dumps([answer, expected]) + "\n")
+        self._pipes()[0].flush()
+        try:
+            reply = self._read(seconds)
+        except TimeoutError:
+            raise BudgetExceeded(f"math-verify ran past {seconds:.3g} s comparing the answer") from None
+        if "error" in reply:
+            raise RuntimeError(f"math-verify failed in its worker: {reply['error']}")
+        return reply["same"]
+
+    def _pipes(self) -> tuple[TextIO, TextIO]:
         stdin, stdout = self.process.stdin, self.process.stdout
         if stdin is None or stdout is None:  # never: both are pipes
             raise RuntimeError("math-verify's worker has no pipes")
-        stdin.write(json.dumps([answer, expected]) + "\n")
-        stdin.flush()
-        ready, _, _ = select.select([stdout], [], [], seconds)
+        return stdin, stdout
+
+    def _read(self, seconds: float) -> dict[str, Any]:
+        """The worker's next message; :class:`TimeoutError` (the worker killed) past ``seconds``."""
+        stdout = self._pipes()[1]
+        ready, _, _ = select.select([stdout], [], [], max(0.0, seconds))
         if not ready:
             self.kill()
             raise TimeoutError
@@ -342,10 +370,7 @@ class _Worker:
         if not line:
             code = self.process.wait()
             raise BudgetExceeded(f"math-verify's worker process ended (exit status {code})")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"math-verify failed in its worker: {reply['error']}")
-        return reply["same"]
+        return json.loads(line)
 
     def kill(self) -> None:
         self.process.kill()
@@ -353,8 +378,7 @@ class _Worker:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            if self.process.stdin is not None:
-                self.process.stdin.close()
+            self._pipes()[0].close()
         try:
             self.process.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
@@ -362,7 +386,8 @@ class _Worker:
 
 
 class _Workers:
-    """At most :data:`MATH_WORKERS` workers, each lent to one thread at a time; closed at exit."""
+    """At most :data:`MATH_WORKERS` workers, each lent to one thread at a time; closed at exit. A
+    worker that timed out or died is not lent again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -370,20 +395,27 @@ class _Workers:
         self._slots = threading.BoundedSemaphore(MATH_WORKERS)
         atexit.register(self.close)
 
-    def ask(self, answer: str, expected: str, seconds: float) -> bool | None:
-        started = time.monotonic()
+    def ask(self, answer: str, expected: str) -> bool | None:
+        seconds = time_left(WAIT_SECONDS, "waiting for a math worker")
         if not self._slots.acquire(timeout=seconds):
-            raise TimeoutError
+            raise BudgetExceeded(f"no math-verify worker was free within {seconds:.3g} s")
         try:
             with self._lock:
                 worker = self._idle.pop() if self._idle else None
             worker = worker or _Worker()
-            verdict = worker.ask(answer, expected, seconds - (time.monotonic() - started))
-            with self._lock:
-                self._idle.append(worker)
+            try:
+                verdict = worker.ask(answer, expected)
+            except RuntimeError:  # math-verify's own failure: the worker is still sound
+                self._keep(worker)
+                raise
+            self._keep(worker)
             return verdict
         finally:
             self._slots.release()
+
+    def _keep(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
 
     def close(self) -> None:
         with self._lock:
@@ -397,8 +429,4 @@ _workers = _Workers()
 
 def _in_worker(answer: str, expected: str) -> bool | None:
     """:func:`compare` in a worker process, killed past its time (module doc)."""
-    seconds = time_left(MATH_SECONDS, "comparing math answers")
-    try:
-        return _workers.ask(answer, expected, seconds)
-    except TimeoutError:
-        raise BudgetExceeded(f"math-verify ran past {seconds:.3g} s comparing the answer") from None
+    return _workers.ask(answer, expected)
