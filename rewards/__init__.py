@@ -5,11 +5,14 @@ Each seed formula lives in its own module and reads line by line next to the see
 - ``tool_syntax``: the seed's tool-syntax score per tool-using step, summed (:func:`tool_syntax_reward`);
 - ``outcome``: 1.0 when the final answer matches an acceptable answer (:func:`outcome_reward`);
 - ``cot``: the seed's CoT formula over the outcome and a PRM's five attributes (:func:`cot_reward`);
-- ``process``: a PRM's step grades plus the outcome (:func:`process_reward`);
+- ``process``: a PRM's step grades, summed, plus the outcome (:func:`process_reward`);
+- ``process_mean``: the length-free variant, the mean step grade plus the outcome
+  (:func:`process_mean_reward`);
 - ``bfcl``: BFCL's AST accuracy, 1.0 when the calls match the ideal calls one to one (:func:`bfcl_reward`,
   over the argument checker :func:`check_call` and the matcher :func:`match_calls`).
 
-A reward that cannot score returns ``value=None`` with a reason; one that crashes raises. Process
+A reward that cannot score returns ``value=None`` with a reason, also when it runs past its time or
+depth budget (:func:`reward_budget`, :class:`BudgetExceeded`); one that crashes raises. Process
 reward models plug in behind :class:`ProcessRewardModel`: :class:`RulePRM` and :class:`VerifierPRM`
 (arithmetic checked exactly) need no model, :class:`JudgePRM` reads a judge model's expected
 scores through a :class:`JudgeBackend` passed in (:func:`make_judge_rewards`);
@@ -18,11 +21,19 @@ register by name in the ``sandbox.rewards`` entry-point group (:func:`available_
 """
 
 from rewards._bfcl import CallAttempt, CallCheck, CallMatching, bfcl_reward, check_call, match_calls
+from rewards._budget import BudgetExceeded, reward_budget
 from rewards._cot import calculate_reward, cot_reward, make_cot_reward
 from rewards._judge import JudgeBackend, JudgePRM, OptionScore, expected_score, make_judge_rewards
 from rewards._outcome import AnswerSpecError, answers_match, outcome_reward
-from rewards._prm import ProcessRewardModel, RulePRM
-from rewards._process import make_process_reward, process_reward, process_total
+from rewards._prm import ProcessRewardModel, RulePRM, grade_all
+from rewards._process import (
+    make_process_mean_reward,
+    make_process_reward,
+    process_mean_reward,
+    process_mean_total,
+    process_reward,
+    process_total,
+)
 from rewards._processbench import earliest_error, processbench_f1
 from rewards._registry import RewardError, available_rewards, score_trace
 from rewards._tool_syntax import ToolUse, arguments_match, calculate_loss_for_tool_syntax, tool_syntax_reward
@@ -32,6 +43,7 @@ from rewards._verifier import VerifierPRM
 
 __all__ = [
     "AnswerSpecError",
+    "BudgetExceeded",
     "CallAttempt",
     "CallCheck",
     "CallMatching",
@@ -56,14 +68,19 @@ __all__ = [
     "cot_reward",
     "earliest_error",
     "expected_score",
+    "grade_all",
     "make_cot_reward",
     "make_judge_rewards",
+    "make_process_mean_reward",
     "make_process_reward",
     "match_calls",
     "outcome_reward",
+    "process_mean_reward",
+    "process_mean_total",
     "process_reward",
     "process_total",
     "processbench_f1",
+    "reward_budget",
     "score_trace",
     "tool_syntax_reward",
     "uses_tool",

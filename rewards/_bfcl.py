@@ -21,6 +21,17 @@ BFCL's abstract-syntax-tree checker gives each parameter of an ideal call a list
    - numbers compare by value (``2 == 2.0``); a bool only ever equals a bool.
 6. ``""`` among a parameter's acceptable values marks it optional: the call may leave it out. Any
    other parameter the ideal call lists must be given.
+7. Acceptable values of another type than the schema's count as written. The type of a parameter's
+   acceptable values is that of the first one that is not ``""``; when the schema's type does not
+   admit it (``null`` listed for a ``number``, a string listed for an ``integer``), a given value of
+   that type passes the type check of rule 4 (``null`` for that ``number`` is accepted), and the
+   given value is compared with the acceptable ones as written: strings exactly, without rule 5's
+   normalisation, and dicts and lists by plain equality. This is BFCL's rule for values its ground
+   truth lists as literals; one departure: a bool still equals only a bool, where BFCL's Python
+   comparison lets ``True`` equal ``1``.
+
+The reason of a failed check names the parameter that failed (and, for a dict value, the key), the
+first in the call's order, as BFCL reports it.
 
 One departure: a parameter the ideal call does not list at all is not checked for its value (the
 task records' convention, so a hand-written task can constrain only what matters). BFCL instead
@@ -53,10 +64,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewards._budget import bounded, check_depth, check_time
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "bfcl"
-VERSION = "1"
+VERSION = "2"  # 2: rule 7, and bounded (a call nested past the depth budget cannot be scored)
 
 # An empty string among the acceptable values means the parameter may be left out.
 OPTIONAL = ""
@@ -97,8 +109,11 @@ def check_call(
     """Judge a call of tool ``name`` with ``arguments`` against ``ideal`` (module doc, rules 1-6).
 
     ``schema`` is the tool's JSON input schema (None: the tool was not offered). ``strict`` rejects a
-    given parameter the ideal call does not list, as BFCL does. Never raises on any JSON values.
+    given parameter the ideal call does not list, as BFCL does. Raises
+    :class:`rewards._budget.BudgetExceeded` when the arguments nest deeper than the depth budget;
+    never raises on other JSON values.
     """
+    check_depth(arguments, f"the arguments of the call of {name!r}")
     if name != ideal.name:
         return _fail(f"called {name!r}, not {ideal.name!r}")
     if not isinstance(schema, Mapping):
@@ -128,17 +143,69 @@ def _check_given(
 ) -> CallCheck:
     if parameter not in properties:
         return _fail(f"parameter {parameter!r} is not in the tool's schema", parameter)
+    options = acceptable.get(parameter)
+    listed = _listed_type(options or [])
     wrong_type = _type_error(value, properties[parameter])
-    if wrong_type is not None:
+    if wrong_type is not None and type(value) is not listed:  # rule 7: a value of the listed type
         return _fail(f"parameter {parameter!r}: {wrong_type}", parameter)
-    if parameter not in acceptable:
+    if options is None:
         if strict:
             return _fail(f"parameter {parameter!r} is not expected", parameter)
         return _PASS
-    options = acceptable[parameter]
-    if any(same_value(value, option) for option in options):
+    literal = listed is not None and not _admits(properties[parameter], listed)
+    equal = _literal_equal if literal else same_value
+    if any(equal(value, option) for option in options):
         return _PASS
-    return _fail(f"parameter {parameter!r}: {_show(value)} is not among {_show(options)}", parameter)
+    return _fail(f"parameter {parameter!r}: {_value_mismatch(value, options)}", parameter)
+
+
+def _listed_type(options: list[Any]) -> type | None:
+    """The Python type of the first acceptable value that is not ``""`` (rule 7)."""
+    return next((type(option) for option in options if option != OPTIONAL), None)
+
+
+_ADMITTING: dict[type, frozenset[str]] = {
+    str: frozenset({"string"}),
+    bool: frozenset({"boolean"}),
+    int: frozenset({"integer", "number"}),
+    float: frozenset({"number"}),
+    list: frozenset({"array"}),
+    dict: frozenset({"object"}),
+    type(None): frozenset({"null"}),
+}
+
+
+def _admits(schema: Any, listed: type) -> bool:
+    """Whether the schema's declared types admit values of type ``listed`` (no known type: any)."""
+    declared = schema.get("type") if isinstance(schema, Mapping) else None
+    names = (
+        {declared} if isinstance(declared, str) else set(declared) if isinstance(declared, list) else set()
+    )
+    known = {name for name in names if isinstance(name, str) and name in _TYPE_TESTS}
+    return not known or bool(known & _ADMITTING.get(listed, frozenset()))
+
+
+def _literal_equal(given: Any, expected: Any) -> bool:
+    """Plain equality, except that a bool equals only a bool (rule 7)."""
+    if isinstance(given, bool) or isinstance(expected, bool):
+        return isinstance(given, bool) and isinstance(expected, bool) and given == expected
+    return bool(given == expected)
+
+
+def _value_mismatch(value: Any, options: list[Any]) -> str:
+    """Why ``value`` is none of ``options``: for a dict, the first key that fails the first
+    acceptable dict; else the value and the options."""
+    first = next((option for option in options if isinstance(option, dict)), None)
+    if isinstance(value, dict) and first is not None:
+        for key, item in value.items():
+            if key not in first:
+                return f"key {key!r} is not expected"
+            if not _acceptable(item, first[key]):
+                return f"key {key!r}: {_show(item)} is not among {_show(first[key])}"
+        missing = next((key for key in first if key not in value and not _optional(first[key])), None)
+        if missing is not None:
+            return f"key {missing!r} is missing and not optional"
+    return f"{_show(value)} is not among {_show(options)}"
 
 
 # --------------------------------------------------------------------------- types
@@ -168,9 +235,7 @@ def _type_error(value: Any, schema: Any) -> str | None:
     included."""
     if not isinstance(schema, Mapping):
         return None
-    declared = schema.get("type")
-    names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
-    known = [name for name in names if isinstance(name, str) and name in _TYPE_TESTS]
+    known = _known_types(schema)
     if known and not any(_TYPE_TESTS[name](value) for name in known):
         return f"{_show(value)} is {_json_type(value)}, expected {' or '.join(known)}"
     if isinstance(value, list):
@@ -178,6 +243,13 @@ def _type_error(value: Any, schema: Any) -> str | None:
     if isinstance(value, dict):
         return _properties_error(value, schema.get("properties"))
     return None
+
+
+def _known_types(schema: Any) -> list[str]:
+    """The type names a schema declares that this checker knows (rule 4)."""
+    declared = schema.get("type") if isinstance(schema, Mapping) else None
+    names = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+    return [name for name in names if isinstance(name, str) and name in _TYPE_TESTS]
 
 
 def _items_error(values: list[Any], items: Any) -> str | None:
@@ -320,6 +392,7 @@ def match_calls(
     (``schemas``: input schema by tool name)."""
 
     def check(i: int, j: int) -> CallCheck:
+        check_time(f"checking {calls[i].named(i)}")
         call = calls[i]
         if call.broken is not None or call.name is None:
             return _fail(f"the call did not parse ({call.broken or 'no tool name'})")
@@ -359,6 +432,7 @@ def _mismatch(
 # --------------------------------------------------------------------------- the reward
 
 
+@bounded(NAME, VERSION)
 def bfcl_reward(trace: Trace, task: Task) -> Reward:
     """BFCL's AST accuracy as a reward: 1.0 when the episode's tool calls match the task's ideal
     calls one to one (in any order), or, when the task has no ideal call, when it made no call;

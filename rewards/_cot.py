@@ -2,18 +2,22 @@
 
 A wrong (or missing) final answer scores -1.0; a right one 1.0, plus 0.2 when helpful and coherent,
 minus 0.2 when doubtful or needlessly complex, minus 0.2 when verbose. So the value is -1.0 or lies
-in [0.6, 1.2]. A task with no expected answer cannot be scored (value None).
+in [0.6, 1.2]. A task with no expected answer cannot be scored (value None). It runs within the
+reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's version 2 rules decide
+"wrong", so they hold for every PRM's CoT reward, including those whose attributes come from the rule
+PRM.
 """
 
 from __future__ import annotations
 
+from rewards._budget import bounded
 from rewards._outcome import judge_answer
 from rewards._prm import ProcessRewardModel, RulePRM, prm_label
 from rewards._types import RewardFn
 from sandbox.records import Attributes, Reward, Task, Trace
 
 NAME = "cot"
-VERSION = "1"
+VERSION = "2"
 
 WRONG_ANSWER_REWARD = -1.0
 BASE_REWARD = 1.0
@@ -53,6 +57,7 @@ def make_cot_reward(prm: ProcessRewardModel) -> RewardFn:
     """The CoT reward with ``prm`` rating the attributes; its version names the PRM."""
     version = f"{VERSION}+{prm_label(prm)}"
 
+    @bounded(NAME, version)
     def cot_reward(trace: Trace, task: Task) -> Reward:
         correct, reason = judge_answer(trace, task)
         if correct is None:

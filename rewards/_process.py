@@ -1,22 +1,32 @@
-"""Process-supervised reward: the PRM's grade of every step, plus 1.0 for a right final answer.
+"""Process-supervised rewards: the PRM's grade of every step, plus 1.0 for a right final answer.
 
-``per_step`` holds each step's grade (given the steps before it), in [0, 1]; the value is their sum
-plus the outcome term, so it lies in [0, len(steps) + 1]. When the outcome cannot be judged (the task
-has no expected answer) the value is None, the reason says why, and ``per_step`` is still reported.
+- ``process`` is the seed's formula as written: the *sum* of the step grades plus the outcome, so it
+  lies in [0, len(steps) + 1]. A longer episode of good steps earns more; a repeated step earns
+  nothing from the bundled PRMs, so a loop does not pay, but length still can.
+- ``process_mean`` is its length-free variant: the *mean* step grade (0.0 with no steps) plus the
+  outcome, in [0, 2]. Ten good steps earn no more than one.
+
+``per_step`` holds each step's grade (given the steps before it), in [0, 1]. When the outcome cannot
+be judged (the task has no expected answer) the value is None, the reason says why, and ``per_step``
+is still reported. Both run in time linear in the steps (:func:`rewards._prm.grade_all`) and within
+the reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's version 2 rules
+decide the outcome term.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from rewards._budget import bounded
 from rewards._outcome import judge_answer
-from rewards._prm import ProcessRewardModel, RulePRM, prm_label
+from rewards._prm import ProcessRewardModel, RulePRM, grade_all, prm_label
 from rewards._types import RewardFn
 from sandbox.records import Reward, Task, Trace
 
 NAME = "process"
-VERSION = "1"
+MEAN_NAME = "process_mean"
+VERSION = "2"
 
 CORRECT_ANSWER_REWARD = 1.0
 WRONG_ANSWER_REWARD = 0.0
@@ -28,35 +38,60 @@ def process_total(step_rewards: Sequence[float], answer_correct: bool) -> float:
     return math.fsum(step_rewards) + outcome
 
 
+def process_mean_total(step_rewards: Sequence[float], answer_correct: bool) -> float:
+    """Mean of the step rewards (0.0 with none), plus 1.0 when the final answer is right."""
+    outcome = CORRECT_ANSWER_REWARD if answer_correct else WRONG_ANSWER_REWARD
+    mean = math.fsum(step_rewards) / len(step_rewards) if step_rewards else 0.0
+    return mean + outcome
+
+
+Total = Callable[[Sequence[float], bool], float]
+
+
 def make_process_reward(prm: ProcessRewardModel) -> RewardFn:
-    """The process reward with ``prm`` grading the steps; its version names the PRM."""
+    """The process reward (sum of step grades + outcome) with ``prm`` grading the steps."""
+    return _make(NAME, process_total, prm, f"Process-supervised total, steps graded by {prm_label(prm)}.")
+
+
+def make_process_mean_reward(prm: ProcessRewardModel) -> RewardFn:
+    """The length-free process reward (mean step grade + outcome) with ``prm`` grading the steps."""
+    doc = f"Process-supervised mean step grade plus outcome, steps graded by {prm_label(prm)}."
+    return _make(MEAN_NAME, process_mean_total, prm, doc)
+
+
+def _make(name: str, total: Total, prm: ProcessRewardModel, doc: str) -> RewardFn:
     version = f"{VERSION}+{prm_label(prm)}"
 
+    @bounded(name, version)
     def process_reward(trace: Trace, task: Task) -> Reward:
-        grades = [_grade(prm, task, trace, index) for index in range(len(trace.steps))]
+        grades = _grades(prm, task, trace)
         components = {"step_sum": math.fsum(grades), "steps": float(len(grades))}
         correct, reason = judge_answer(trace, task)
         value = None
         if correct is not None:
             components["answer_correct"] = float(correct)
-            value = process_total(grades, correct)
+            value = total(grades, correct)
         per_step: list[float | None] = list(grades)
         return Reward(
-            name=NAME, version=version, value=value, components=components, per_step=per_step, reason=reason
+            name=name, version=version, value=value, components=components, per_step=per_step, reason=reason
         )
 
-    process_reward.__doc__ = f"Process-supervised total, steps graded by {prm_label(prm)}."
+    process_reward.__doc__ = doc
     return process_reward
 
 
-def _grade(prm: ProcessRewardModel, task: Task, trace: Trace, index: int) -> float:
-    """The PRM's grade of step ``index``; a grade outside [0, 1] is the PRM's bug, raised."""
-    grade = prm.grade_step(task, trace.steps[:index], trace.steps[index])
-    if not 0.0 <= grade <= 1.0:  # also rejects NaN
-        raise ValueError(
-            f"PRM {prm_label(prm)} graded step {index} of trace {trace.id!r} {grade!r}, outside [0, 1]"
-        )
-    return grade
+def _grades(prm: ProcessRewardModel, task: Task, trace: Trace) -> list[float]:
+    """The PRM's grade of every step; a grade outside [0, 1] is the PRM's bug, raised."""
+    grades = grade_all(prm, task, trace.steps)
+    if len(grades) != len(trace.steps):
+        raise ValueError(f"PRM {prm_label(prm)} gave {len(grades)} grades for {len(trace.steps)} steps")
+    for index, grade in enumerate(grades):
+        if not 0.0 <= grade <= 1.0:  # also rejects NaN
+            raise ValueError(
+                f"PRM {prm_label(prm)} graded step {index} of trace {trace.id!r} {grade!r}, outside [0, 1]"
+            )
+    return grades
 
 
 process_reward = make_process_reward(RulePRM())
+process_mean_reward = make_process_mean_reward(RulePRM())

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 from rewards._cot import cot_reward
 from rewards._outcome import outcome_reward
-from rewards._process import process_reward
+from rewards._process import process_mean_reward, process_reward
 from rewards._tool_syntax import tool_syntax_reward
 from rewards._types import RewardFn
 from sandbox.records import Reward, RewardError, Task, Trace
@@ -23,6 +23,7 @@ BUNDLED_REWARDS: Mapping[str, RewardFn] = {
     "cot": cot_reward,
     "outcome": outcome_reward,
     "process": process_reward,
+    "process_mean": process_mean_reward,
     "tool_syntax": tool_syntax_reward,
 }
 

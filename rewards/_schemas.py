@@ -9,11 +9,22 @@ generic keyword machinery (about 30 us for a two-string object).
 For the second, a schema written only with the keywords tool schemas use (``type``, ``properties``,
 ``required``, ``additionalProperties``, ``items``, the length, size and number bounds, and
 annotations such as ``title``, ``description``, ``default`` and ``format``, which is not asserted
-without a format checker) is compiled into plain Python closures that decide validity the way
+without a format checker, and ``pattern``) is compiled into plain Python closures that decide validity the way
 ``jsonschema``'s Draft 2020-12 validator does (a bool is neither an integer nor a number; ``1.0``
 is an integer), in about a microsecond. Any other keyword anywhere in the schema (``$ref``, ``enum``,
-``anyOf``, ``pattern``...) leaves the whole schema to ``jsonschema``. A test checks the two agree
+``anyOf``, ``patternProperties``...) leaves the whole schema to ``jsonschema``. A test checks the two agree
 on generated schemas and instances.
+
+Bounds. A schema nested deeper than the reward budget's depth (:data:`rewards._budget.MAX_DEPTH`
+levels of JSON) is unusable, with that reason: checking it against the metaschema recurses once per
+level and would end in ``RecursionError``. A ``$ref`` loop that never reaches the instance (``{"$ref":
+"#"}``) is unusable for the same reason, found when ``jsonschema`` recurses past Python's limit.
+Every regular expression (``pattern``, ``patternProperties``, and the additional properties they
+decide) runs in the ``regex`` engine with a timeout (:data:`PATTERN_SECONDS`, or less when the
+reward's budget ends sooner), also in schemas left to ``jsonschema``, whose own keywords use ``re``
+with no bound: ``"^(a|a)+$"`` against thirty ``a`` and a ``!`` backtracks for minutes. Past the
+timeout the search raises :class:`rewards._budget.BudgetExceeded`. ``unevaluatedProperties`` beside
+``patternProperties`` is refused, as ``jsonschema`` would search those patterns with ``re``.
 """
 
 from __future__ import annotations
@@ -21,15 +32,20 @@ from __future__ import annotations
 import functools
 import json
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import referencing
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+import regex
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from rewards._budget import MAX_DEPTH, BudgetExceeded, depth_of, time_left
 
 CACHED_SCHEMAS = 4096
 CACHED_OBJECTS = 256
+CACHED_PATTERNS = 1024
+PATTERN_SECONDS = 1.0  # one regular-expression search
 
 # Keywords that never decide validity here (Draft 2020-12 annotations; ``format`` is only asserted
 # by a validator given a format checker, and rewards use none).
@@ -62,9 +78,11 @@ COMPILED_KEYWORDS = ANNOTATIONS | {
     "maximum",
     "exclusiveMinimum",
     "exclusiveMaximum",
+    "pattern",
 }
 
 Check = Callable[[Any], bool]
+Errors = Iterator[ValidationError]
 
 
 class SchemaValidator(Protocol):
@@ -79,10 +97,12 @@ class CompiledValidator:
 
 
 def schema_validator(schema: dict[str, Any]) -> SchemaValidator | str:
-    """A validator for ``schema``, or why the schema is unusable (its metaschema error)."""
+    """A validator for ``schema``, or why the schema is unusable (its metaschema error, or a bound)."""
     seen = _by_identity.get(id(schema))
     if seen is not None and seen[0] is schema and seen[1] == schema:
         return seen[2]
+    if depth_of(schema, MAX_DEPTH) > MAX_DEPTH:
+        return f"the schema nests deeper than {MAX_DEPTH} levels"
     try:
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):  # not JSON (a set, say): compiled every time, as it cannot be a key
@@ -111,11 +131,98 @@ def _compile(schema: dict[str, Any]) -> SchemaValidator | str:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return exc.message
-    check = _closure(schema)
+    unbounded = _unbounded_keywords(schema)
+    if unbounded is not None:
+        return unbounded
+    try:
+        check = _closure(schema)
+    except regex.error as exc:
+        return f"a pattern the regex engine cannot compile: {exc}"
     if check is not None:
         return CompiledValidator(check)
     # An empty registry: a remote $ref is unusable, never fetched (a reward does no I/O).
-    return Draft202012Validator(schema, registry=referencing.Registry())
+    return BoundedValidator(schema, registry=referencing.Registry())
+
+
+def _unbounded_keywords(schema: Any) -> str | None:
+    """Why ``jsonschema`` would run an unbounded search on this schema (None: it would not)."""
+    found: set[str] = set()
+    pending = [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            found |= {"patternProperties", "unevaluatedProperties"} & item.keys()
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    if found == {"patternProperties", "unevaluatedProperties"}:
+        return "unevaluatedProperties beside patternProperties is not supported (its search is unbounded)"
+    return None
+
+
+# --------------------------------------------------------------------------- bounded regular expressions
+
+
+@functools.lru_cache(maxsize=CACHED_PATTERNS)
+def _pattern(source: str) -> regex.Pattern[str]:
+    return regex.compile(source)
+
+
+def pattern_search(source: str, text: str) -> bool:
+    """Whether ``source`` matches somewhere in ``text``, within :data:`PATTERN_SECONDS` (or the
+    budget's remaining time); raises :class:`BudgetExceeded` past it."""
+    seconds = time_left(PATTERN_SECONDS, "searching a schema pattern")
+    try:
+        return _pattern(source).search(text, timeout=seconds) is not None
+    except TimeoutError:
+        shown = source if len(source) <= 60 else source[:57] + "..."
+        raise BudgetExceeded(
+            f"the schema pattern {shown!r} ran past {seconds:.3g} s on a {len(text)}-character string"
+        ) from None
+
+
+def _pattern_keyword(validator: Any, source: str, instance: Any, schema: Any) -> Errors:
+    if isinstance(instance, str) and not pattern_search(source, instance):
+        yield ValidationError(f"{instance!r} does not match {source!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not isinstance(instance, dict):
+        return
+    for source, subschema in patterns.items():
+        for key, value in instance.items():
+            if pattern_search(source, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=source)
+
+
+def _additional_properties(
+    validator: Any, extra: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not isinstance(instance, dict):
+        return
+    named = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    others = [
+        key for key in instance if key not in named and not any(pattern_search(p, key) for p in patterns)
+    ]
+    if extra is False and others:
+        yield ValidationError(f"additional properties are not allowed: {', '.join(map(repr, others))}")
+    elif isinstance(extra, dict):
+        for key in others:
+            yield from validator.descend(instance[key], extra, path=key)
+
+
+BoundedValidator = validators.extend(
+    Draft202012Validator,
+    validators={
+        "pattern": _pattern_keyword,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
+"""Draft 2020-12 with every regular-expression search bounded (module doc)."""
 
 
 # --------------------------------------------------------------------------- the compiled subset
@@ -162,6 +269,7 @@ def _closure(schema: Any) -> Check | None:
     parts = [
         _type_check(schema),
         _string_check(schema),
+        _pattern_check(schema),
         _number_check(schema),
         _object_check(schema),
         _array_check(schema),
@@ -205,6 +313,18 @@ def _string_check(schema: Mapping[str, Any]) -> Check:
         if not isinstance(value, str):
             return True
         return not (low is not None and len(value) < low) and not (high is not None and len(value) > high)
+
+    return check
+
+
+def _pattern_check(schema: Mapping[str, Any]) -> Check:
+    if "pattern" not in schema:
+        return _always
+    source = schema["pattern"]
+    _pattern(source)  # compiled now: a pattern the engine refuses makes the schema unusable
+
+    def check(value: Any) -> bool:
+        return not isinstance(value, str) or pattern_search(source, value)
 
     return check
 

@@ -30,6 +30,10 @@ episode holds several responses, so :func:`tool_syntax_reward` applies the formu
 
 Version 2 (was 1): argument values count towards validity (version 1 only reported them), and
 steps are paired with ideal calls by a maximum matching instead of first come, first served.
+Version 3: bounded (:mod:`rewards._budget`): a schema nested too deep or whose ``$ref`` loops is
+unusable; a schema ``pattern`` searches with a timeout; a call whose arguments nest deeper than the
+budget, or a trace past the time budget, makes the reward unable to score (value None, the reason
+says which); and the BFCL checker's rule for acceptable values of another type applies.
 
 Bounds: each tool-using step scores -1.0, -0.5 or 0.8; the episode's value is their sum, between
 -1.0 x (tool-using steps) and 0.8 x len(task.ideal_calls), or -0.5 / 0.0 when no tool was used.
@@ -45,11 +49,12 @@ from typing import Any
 import referencing.exceptions
 
 from rewards._bfcl import check_call, maximum_matching, same_value
+from rewards._budget import bounded, check_depth, check_time
 from rewards._schemas import schema_validator
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "tool_syntax"
-VERSION = "2"
+VERSION = "3"
 
 MISSING_TOOL_PENALTY = 0.5
 WRONG_TOOL_PENALTY = 1.0
@@ -118,6 +123,7 @@ class _Judged:
         return self.unknowable is None or not _is_ideal_tool(self.use, self.ideal)
 
 
+@bounded(NAME, VERSION)
 def tool_syntax_reward(trace: Trace, task: Task) -> Reward:
     """Sum of the seed's tool-syntax score over the episode's tool-using steps (see module doc)."""
     positions = [index for index, step in enumerate(trace.steps) if _uses_tool(step)]
@@ -232,9 +238,11 @@ def _argument_matches(arguments: dict[str, Any], name: str, acceptable: list[Any
 
 def _tool_use(step: Step, trace: Trace) -> tuple[ToolUse, str | None]:
     """The step as the formula sees it, and why its validity cannot be told (None when it can)."""
+    check_time(f"judging step {step.index}")
     call = step.call
     if call is None:
         return ToolUse(name=None, valid=False), None
+    check_depth(call.arguments, f"the arguments of step {step.index}")
     spec = trace.tool(call.name)
     if step.action != "tool_call" or spec is None:
         return ToolUse(name=call.name, valid=False), None
@@ -254,6 +262,9 @@ def _arguments_fit(schema: dict[str, Any], arguments: dict[str, Any]) -> bool | 
         return validator.is_valid(arguments)
     except referencing.exceptions.Unresolvable as exc:
         return f"unresolvable $ref: {exc}"
+    except RecursionError:
+        # Arguments are within the depth budget, so only the schema can recurse this deep.
+        return "validating against it recurses without end (a $ref loop)"
 
 
 # --------------------------------------------------------------------------- reporting

@@ -44,7 +44,12 @@ AnswerMatch = Literal["exact", "contains", "number", "math"]
 
 
 class Task(_Record):
-    """One episode to run: a prompt, the servers it may use, and what a right episode looks like."""
+    """One episode to run: a prompt, the servers it may use, and what a right episode looks like.
+
+    ``expected_answer`` holds the ways of writing the one right answer; ``distractors`` lists wrong
+    answers that an answer must not give (the outcome reward fails an answer that names one, even
+    beside a right one).
+    """
 
     id: str
     prompt: str
@@ -52,6 +57,7 @@ class Task(_Record):
     system: str | None = None
     expected_answer: str | list[str] | None = None
     answer_match: AnswerMatch = "exact"
+    distractors: list[str] = Field(default_factory=list)
     ideal_calls: list[IdealCall] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     max_steps: int | None = None

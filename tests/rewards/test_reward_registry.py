@@ -24,6 +24,7 @@ def test_the_bundled_rewards_are_there_without_installing(monkeypatch: pytest.Mo
         "cot": rewards.cot_reward,
         "outcome": rewards.outcome_reward,
         "process": rewards.process_reward,
+        "process_mean": rewards.process_mean_reward,
         "tool_syntax": rewards.tool_syntax_reward,
     }
 
@@ -74,5 +75,5 @@ def test_a_reward_that_returns_a_number_is_an_error() -> None:
 
 def test_the_installed_entry_points_are_the_bundled_rewards() -> None:
     found = available_rewards()
-    for name in ("cot", "outcome", "process", "tool_syntax"):
+    for name in ("cot", "outcome", "process", "process_mean", "tool_syntax"):
         assert found[name] is getattr(rewards, f"{name}_reward")

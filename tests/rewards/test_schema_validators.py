@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from rewards._schemas import CompiledValidator, schema_validator
+from rewards._schemas import BoundedValidator, CompiledValidator, schema_validator
 
 NAMES = ["city", "date", "limit", "tags"]
 TYPE_NAMES = ["string", "integer", "number", "boolean", "null", "object", "array"]
@@ -17,6 +17,7 @@ TYPE_NAMES = ["string", "integer", "number", "boolean", "null", "object", "array
 NUMBERS = [-2, 0, 1, 2, -2.0, 0.0, 1.0, 2.5]
 sizes = st.none() | st.integers(min_value=0, max_value=3)
 bounds = st.none() | st.sampled_from(NUMBERS)
+PATTERNS = ["^[a-z]+$", "\\d", "^$", "ab|c", "^(x|y)*z?$"]
 
 
 def _keywords(draw: st.DrawFn, subschemas: st.SearchStrategy[Any]) -> dict[str, Any]:
@@ -41,6 +42,8 @@ def _keywords(draw: st.DrawFn, subschemas: st.SearchStrategy[Any]) -> dict[str, 
     if draw(st.booleans()):
         schema["items"] = draw(subschemas)
     if draw(st.booleans()):
+        schema["pattern"] = draw(st.sampled_from(PATTERNS))
+    if draw(st.booleans()):
         schema.update(title="T", description="d", default=3, format="email")
     return schema
 
@@ -58,7 +61,8 @@ instances = st.recursive(
     | st.booleans()
     | st.sampled_from([*NUMBERS, float("nan"), float("inf"), 10**20])
     | st.floats()
-    | st.text(max_size=4),
+    | st.text(max_size=4)
+    | st.sampled_from(["", "abc", "a1", "xyz", "ab", "xxz"]),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([*NAMES, "other"]), inner, max_size=4)
     ),
@@ -83,7 +87,7 @@ def test_other_keywords_are_left_to_jsonschema() -> None:
         {"anyOf": [{"type": "string"}, {"type": "null"}]},
     ):
         validator = schema_validator(schema)
-        assert isinstance(validator, Draft202012Validator), schema
+        assert isinstance(validator, BoundedValidator), schema
     enum = schema_validator({"type": "object", "properties": {"unit": {"enum": ["C", "F"]}}})
     assert not isinstance(enum, str)
     assert enum.is_valid({"unit": "C"}) and not enum.is_valid({"unit": "K"})
