@@ -51,7 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ProcessBench JSON lines")
     parser.add_argument("--judge", help="judge GGUF (default: the embedded SmolLM2-135M)")
-    parser.add_argument("--judge-solutions", type=int, default=40, help="judged solutions, half per source")
+    parser.add_argument(
+        "--judge-solutions", type=int, default=40, help="judged solutions: a quarter per source and kind"
+    )
     parser.add_argument("--threads", type=int, default=None, help="judge threads (default: all cores)")
     args = parser.parse_args()
     try:
@@ -141,13 +143,21 @@ def _judge(
         from sandbox._models import default_model_path
 
         args.judge = default_model_path()
-    per_source = args.judge_solutions // len(SOURCES)
-    subset = [s for source in SOURCES for s in [s for s in held_out if s.source == source][:per_source]]
+    per_kind = args.judge_solutions // (2 * len(SOURCES))
+    subset = [
+        solution
+        for source in SOURCES
+        for erroneous in (True, False)
+        for solution in [s for s in held_out if s.source == source and (s.label != NO_ERROR) == erroneous][
+            :per_kind
+        ]
+    ]
     judge = JudgePRM(args.judge, n_threads=args.threads)
     grades, seconds = _grade_all(judge, subset)
     steps = sum(len(s.steps) for s in subset)
     title = (
-        f"judge subset: the first {per_source} solutions of each source of the held-out half "
+        f"judge subset: the first {per_kind} erroneous and {per_kind} correct solutions of each source "
+        "of the held-out half "
         f"({judge.name} v{judge.version}: {seconds:.0f} s for {steps} steps, {seconds / steps:.2f} s a step)"
     )
     _table(title, subset, {judge.name: grades, **graded}, predictors)

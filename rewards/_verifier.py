@@ -7,7 +7,8 @@ read and every one skipped). Grades, first rule that applies:
 - a step that repeats an earlier one: :data:`REPEATED_STEP_GRADE` (0.0). The process reward sums the
   step grades, so a loop must add nothing to it, not even the neutral grade of a step without
   equations. A step repeats an earlier one when
-  - its call (tool name and arguments, compared as canonical JSON) is an earlier step's call, or
+  - its call (tool name and arguments, compared as canonical JSON) is an earlier step's call whose
+    result was not an infrastructure failure (retrying after a timeout is not a loop), or
   - its thought restates an earlier thought: the normalized texts (lower case, every run of other
     characters than letters and digits one space) are equal, or the thought has at least
     :data:`MIN_RESTATED_TRIGRAMS` distinct word 3-grams and at least :data:`RESTATED_SHARE` of them
@@ -35,7 +36,7 @@ from typing import Any
 
 from rewards._cot import make_cot_reward
 from rewards._equations import Equation, check_equations
-from rewards._prm import RulePRM
+from rewards._prm import INFRASTRUCTURE_ERRORS, RulePRM
 from rewards._process import make_process_reward
 from sandbox._records import Attributes, Step, Task, ToolCall, Trace
 
@@ -79,9 +80,15 @@ class VerifierPRM:
 
     def grade_step(self, task: Task, steps_so_far: Sequence[Step], step: Step) -> float:
         """0.0 for a repeated step or a false equation, 1.0 with only true ones, 0.5 with none."""
-        if self._history(steps_so_far).repeats(step):
-            return REPEATED_STEP_GRADE
-        return step_grade(check_equations(step_text(step)))
+        return _grade(step, self._history(steps_so_far))
+
+    def grade_steps(self, task: Task, steps: Sequence[Step]) -> list[float]:
+        """Every step's grade, each given the steps before it, in one pass."""
+        history, grades = _History(), []
+        for step in steps:
+            grades.append(_grade(step, history))
+            history.add(step)
+        return grades
 
     def evaluate(self, trace: Trace, task: Task) -> Attributes:
         """The rule PRM's attributes, correctness capped by the share of steps with sound arithmetic."""
@@ -118,14 +125,18 @@ class _History:
         return steps[0] is self.steps[0] and steps[seen - 1] is self.steps[-1]
 
     def extend(self, steps: Sequence[Step]) -> None:
-        for step in steps[len(self.steps) :]:
-            self.steps.append(step)
-            if step.call is not None:
-                self.calls.add(_call_key(step.call))
-            words = _words(step.thought)
-            if words:
-                self.thoughts.add(" ".join(words))
-                self.trigrams |= _trigrams(words)
+        """Index the steps past the ones already indexed."""
+        for index in range(len(self.steps), len(steps)):
+            self.add(steps[index])
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+        if step.call is not None and not _infrastructure_failure(step):
+            self.calls.add(_call_key(step.call))
+        words = _words(step.thought)
+        if words:
+            self.thoughts.add(" ".join(words))
+            self.trigrams |= _trigrams(words)
 
     def repeats(self, step: Step) -> bool:
         """The repeat rules of the module docstring."""
@@ -139,6 +150,17 @@ class _History:
         trigrams = _trigrams(words)
         restated = len(trigrams & self.trigrams)
         return len(trigrams) >= MIN_RESTATED_TRIGRAMS and restated >= RESTATED_SHARE * len(trigrams)
+
+
+def _grade(step: Step, history: _History) -> float:
+    if history.repeats(step):
+        return REPEATED_STEP_GRADE
+    return step_grade(check_equations(step_text(step)))
+
+
+def _infrastructure_failure(step: Step) -> bool:
+    result = step.result
+    return result is not None and result.is_error and result.error_kind in INFRASTRUCTURE_ERRORS
 
 
 def _call_key(call: ToolCall) -> str:

@@ -66,6 +66,13 @@ def test_a_repeated_call_grades_nothing_whatever_its_thought() -> None:
     assert grades(other) == [NO_EQUATION_GRADE, 1.0]
 
 
+def test_a_retry_after_an_infrastructure_failure_is_no_repeat() -> None:
+    timed_out = call(0, "calculate", {"expression": "2 + 2"}, error_kind="timeout")
+    retry = call(1, "calculate", {"expression": "2 + 2"})
+    again = call(2, "calculate", {"expression": "2 + 2"})
+    assert grades([timed_out, retry, again]) == [NO_EQUATION_GRADE, NO_EQUATION_GRADE, REPEATED_STEP_GRADE]
+
+
 def test_a_restated_thought_grades_nothing_whatever_its_call() -> None:
     first = thinking_call(0, "2 + 2 = 4.", expression="2 + 2")
     same_words = thinking_call(1, "2+2 = 4", expression="2 * 2")  # equal once normalized
@@ -163,7 +170,7 @@ def test_repeating_a_step_never_raises_the_process_total(steps: list[Step], data
 
 
 @given(st.lists(step_lists(), min_size=1, max_size=3), st.data())
-def test_the_step_index_gives_the_grades_of_a_fresh_grader_in_any_order(
+def test_the_step_index_and_the_one_pass_give_the_grades_of_a_fresh_grader(
     solutions: list[list[Step]], data: st.DataObject
 ) -> None:
     expected = [
@@ -176,3 +183,4 @@ def test_the_step_index_gives_the_grades_of_a_fresh_grader_in_any_order(
     for which, index in order:
         steps = solutions[which]
         assert shared.grade_step(TASK, steps[:index], steps[index]) == expected[which][index]
+    assert [shared.grade_steps(TASK, steps) for steps in solutions] == expected
