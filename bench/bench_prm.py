@@ -1,83 +1,220 @@
-"""ProcessBench metric of the bundled step graders on the hand-written arithmetic set.
+"""ProcessBench metric of the bundled step graders on real, human-labelled solutions.
 
-Grades every step of ``rewards/data/processbench_mini.jsonl`` with the rule PRM, the verifier PRM and
-the judge PRM (the embedded SmolLM2-135M, or ``--judge MODEL.gguf``), reduces each solution to its
-earliest step graded below 0.5, and prints the accuracy on erroneous solutions, on correct ones, and
-their F1 (ProcessBench's metric).
+Grades every step of ``processbench_dev.jsonl`` (300 ProcessBench solutions: 100 GSM8K, 200 MATH)
+with the rule PRM and the verifier PRM, and a subset with the judge PRM (the embedded SmolLM2-135M,
+or ``--judge MODEL.gguf``; a model is slow on CPU). Each solution is reduced to its earliest step
+graded below 0.5 (the threshold is fixed, never tuned) and scored the ProcessBench way: accuracy on
+the erroneous solutions, on the correct ones, and their F1, by source. Next to them, two baselines:
+always -1, and flagging the last step exactly when the final answer is wrong. AUROC: how well the
+grades separate each erroneous solution's earliest wrong step from the steps before it.
 
-    python bench/bench_prm.py [--judge MODEL.gguf]
+Rows are reported in halves: the verifier's parser was developed on the even lines (0-based) of the
+file and never on the odd ones, so the odd half is the held-out figure. Last, the cost of the
+verifier's process reward on looping traces of 1,000 and 10,000 steps.
+
+    python bench/bench_prm.py [--data processbench_dev.jsonl] [--judge MODEL.gguf] [--judge-solutions 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import sys
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from rewards import JudgePRM, ProcessRewardModel, RulePRM, VerifierPRM, earliest_error, processbench_f1
-from rewards._processbench import ERROR_THRESHOLD, ProcessBenchScore, load_mini_set
+from rewards import JudgePRM, ProcessRewardModel, RulePRM, VerifierPRM
+from rewards._processbench import (
+    ERROR_THRESHOLD,
+    NO_ERROR,
+    Solution,
+    earliest_error,
+    grade_solution,
+    load_solutions,
+    processbench_f1,
+    step_auroc,
+)
+from rewards._verifier import cot_verifier, process_verifier
 from sandbox.models import LlamaScorer
+from sandbox.records import ModelInfo, SandboxError, Step, Task, ToolCall, ToolResult, Trace
 
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "processbench_dev.jsonl"
+SOURCES = ("gsm8k", "math")
+LOOP_STEPS = (1_000, 10_000)
 
-def grade(prm: ProcessRewardModel) -> tuple[list[list[float]], float]:
-    """Every step's grade, per solution, and the seconds it took."""
-    started = time.perf_counter()
-    graded = []
-    for solution in load_mini_set():
-        task, steps = solution.task(), solution.step_records()
-        graded.append([prm.grade_step(task, steps[:index], step) for index, step in enumerate(steps)])
-    return graded, time.perf_counter() - started
-
-
-def score(graded: list[list[float]], labels: list[int], threshold: float) -> ProcessBenchScore:
-    return processbench_f1([earliest_error(grades, threshold) for grades in graded], labels)
-
-
-def best_threshold(graded: list[list[float]], labels: list[int]) -> float:
-    """The threshold of best F1 on this very set (optimistic: ProcessBench tunes on another split)."""
-    # grade < threshold flags a step: just above each grade flags it and every lower one.
-    candidates = sorted({0.0} | {grade + 1e-9 for grades in graded for grade in grades})
-    return max(candidates, key=lambda threshold: score(graded, labels, threshold).f1)
-
-
-def mean_grades(graded: list[list[float]], labels: list[int]) -> tuple[float, float]:
-    """Mean grade of the labelled wrong steps, and of the steps before any error."""
-    wrong = [grades[label] for grades, label in zip(graded, labels, strict=True) if label >= 0]
-    right = [
-        g
-        for grades, label in zip(graded, labels, strict=True)
-        for g in grades[: label if label >= 0 else None]
-    ]
-    return sum(wrong) / len(wrong), sum(right) / len(right)
+Predictor = Callable[[Solution], int]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ProcessBench JSON lines")
     parser.add_argument("--judge", help="judge GGUF (default: the embedded SmolLM2-135M)")
+    parser.add_argument(
+        "--judge-solutions", type=int, default=40, help="judged solutions: a quarter per source and kind"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="judge threads (default: all cores)")
     args = parser.parse_args()
+    try:
+        run(args)
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def run(args: argparse.Namespace) -> None:
+    solutions = load_solutions(args.data)
+    print(f"{args.data}: {len(solutions)} solutions; error threshold {ERROR_THRESHOLD}, fixed")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"machine: {machine}, load {_load()}")
+    halves = {
+        "held-out half (odd lines, never used to develop the parser)": solutions[1::2],
+        "development half (even lines)": solutions[0::2],
+        "all rows": solutions,
+    }
+    predictors: dict[str, Predictor] = {
+        "baseline: always -1": lambda _: NO_ERROR,
+        "baseline: last step iff wrong": _last_if_wrong,
+    }
+    graded: dict[str, dict[str, list[float]]] = {}
+    for prm in (RulePRM(), VerifierPRM()):
+        graded[prm.name], seconds = _grade_all(prm, solutions)
+        print(f"{prm.name} v{prm.version}: {seconds:.1f} s for {sum(len(s.steps) for s in solutions)} steps")
+    for title, rows in halves.items():
+        _table(title, rows, graded, predictors)
+    _judge(args, solutions[1::2], graded, predictors)
+    _loop_cost()
+
+
+def _last_if_wrong(solution: Solution) -> int:
+    return len(solution.steps) - 1 if solution.final_answer_correct is False else NO_ERROR
+
+
+def _grade_all(
+    prm: ProcessRewardModel, solutions: Sequence[Solution]
+) -> tuple[dict[str, list[float]], float]:
+    started = time.perf_counter()
+    grades = {solution.id: grade_solution(prm, solution) for solution in solutions}
+    return grades, time.perf_counter() - started
+
+
+def _table(
+    title: str,
+    rows: Sequence[Solution],
+    graded: dict[str, dict[str, list[float]]],
+    predictors: dict[str, Predictor],
+) -> None:
+    by_source = {source: [s for s in rows if s.source == source] for source in SOURCES}
+    counts = ", ".join(
+        f"{source} {len(items)} ({sum(s.label != NO_ERROR for s in items)} erroneous)"
+        for source, items in by_source.items()
+    )
+    print(f"\n{title}: {counts}")
+    header = "".join(f" | {source + ' err/corr/F1':>20} {'AUROC':>5}" for source in SOURCES)
+    print(f"{'grader':<30}{header}")
+    for name, grades in graded.items():
+        cells = [
+            _cell(items, lambda s, g=grades: earliest_error(g[s.id]), grades) for items in by_source.values()
+        ]
+        print(f"{name:<30}{''.join(cells)}")
+    for name, predict in predictors.items():
+        print(f"{name:<30}{''.join(_cell(items, predict, None) for items in by_source.values())}")
+
+
+def _cell(items: Sequence[Solution], predict: Predictor, grades: dict[str, list[float]] | None) -> str:
+    if not items:
+        return f" | {'-':>20} {'-':>5}"
+    score = processbench_f1([predict(s) for s in items], [s.label for s in items])
+    auroc = None if grades is None else step_auroc([grades[s.id] for s in items], [s.label for s in items])
+    figures = f"{100 * score.error_accuracy:.1f} / {100 * score.correct_accuracy:.1f} / {100 * score.f1:.1f}"
+    return f" | {figures:>20} {'-' if auroc is None else f'{auroc:.2f}':>5}"
+
+
+def _judge(
+    args: argparse.Namespace,
+    held_out: Sequence[Solution],
+    graded: dict[str, dict[str, list[float]]],
+    predictors: dict[str, Predictor],
+) -> None:
+    if args.judge_solutions <= 0:
+        return
     if args.judge is None:
         from sandbox.models import default_model_path
 
         args.judge = default_model_path()
-    labels = [solution.label for solution in load_mini_set()]
-    errors, correct = sum(label >= 0 for label in labels), sum(label < 0 for label in labels)
-    print(
-        f"{len(labels)} solutions: {errors} erroneous, {correct} correct; error threshold {ERROR_THRESHOLD}"
+    per_kind = args.judge_solutions // (2 * len(SOURCES))
+    subset = [
+        solution
+        for source in SOURCES
+        for erroneous in (True, False)
+        for solution in [s for s in held_out if s.source == source and (s.label != NO_ERROR) == erroneous][
+            :per_kind
+        ]
+    ]
+    judge = JudgePRM(LlamaScorer(args.judge, n_threads=args.threads))
+    grades, seconds = _grade_all(judge, subset)
+    steps = sum(len(s.steps) for s in subset)
+    title = (
+        f"judge subset: the first {per_kind} erroneous and {per_kind} correct solutions of each source "
+        "of the held-out half "
+        f"({judge.name} v{judge.version}: {seconds:.0f} s for {steps} steps, {seconds / steps:.2f} s a step)"
     )
-    print(
-        f"{'grader':<16} {'threshold':>9} {'error acc':>9} {'correct acc':>11} {'F1':>5} "
-        f"{'mean grade wrong/right':>22} {'seconds':>7}"
-    )
-    for prm in (RulePRM(), VerifierPRM(), JudgePRM(LlamaScorer(args.judge))):
-        graded, seconds = grade(prm)
-        wrong, right = mean_grades(graded, labels)
-        for threshold, note in ((ERROR_THRESHOLD, ""), (best_threshold(graded, labels), " (tuned here)")):
-            result = score(graded, labels, threshold)
+    _table(title, subset, {judge.name: grades, **graded}, predictors)
+
+
+def _loop_cost() -> None:
+    """Seconds for the verifier's process and CoT rewards on long traces, and per-step ratios."""
+    print("\nverifier cost on long traces: one call repeated (a loop), or a new call each step")
+    rewards = {"process_verifier": process_verifier, "cot_verifier": cot_verifier}
+    for distinct in (False, True):
+        per_step: dict[str, list[float]] = {name: [] for name in rewards}
+        for steps in LOOP_STEPS:
+            trace, task = _long_trace(steps, distinct=distinct)
+            for name, reward in rewards.items():
+                started = time.perf_counter()
+                reward(trace, task)
+                seconds = time.perf_counter() - started
+                per_step[name].append(seconds / steps)
+                kind = "new calls" if distinct else "loop"
+                print(f"  {kind:<9} {name:<17} {steps:>6} steps: {seconds:7.2f} s")
+        for name, times in per_step.items():
+            ratio = times[-1] / times[0]
             print(
-                f"{prm.name:<16} {threshold:>9.3g} {result.error_accuracy:>9.2f} "
-                f"{result.correct_accuracy:>11.2f} {result.f1:>5.2f} {wrong:>10.3f} / {right:<9.3f} "
-                f"{seconds:>7.1f}{note}"
+                f"  {'':<9} {name:<17} time a step, {LOOP_STEPS[-1]:,} / {LOOP_STEPS[0]:,} steps: {ratio:.2f}"
             )
-        print(f"  version {prm.version}")
+
+
+def _long_trace(steps: int, *, distinct: bool) -> tuple[Trace, Task]:
+    """Failing calls whose thoughts restate 2 + 2 = 4: the same call each step, or a new one."""
+    task = Task(id="loop", prompt="What is 2 + 2?", expected_answer="4", answer_match="number")
+    thought = "2 + 2 = 4. This is a great example of how math can be used to solve problems"
+    loop = [
+        Step(
+            index=index,
+            raw_text="",
+            thought=f"{thought} ({index}).",
+            action="tool_call",
+            call=ToolCall(
+                id=f"c{index}", name="calculate", arguments={"expression": f"{index if distinct else 2} + 2"}
+            ),
+            result=ToolResult(text="error", is_error=True, error_kind="tool_error"),
+        )
+        for index in range(steps)
+    ]
+    trace = Trace(
+        id="loop",
+        task_id=task.id,
+        task=task,
+        model=ModelInfo(name="loop"),
+        steps=loop,
+        stop_reason="max_steps",
+    )
+    return trace, task
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

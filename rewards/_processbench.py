@@ -6,8 +6,11 @@ grade falls below a threshold (:func:`earliest_error`). The score is the exact-i
 erroneous solutions, the accuracy on the correct ones, and their harmonic mean (F1); both accuracies
 are reported, since F1 alone hides which way a grader fails.
 
-``rewards/data/processbench_mini.jsonl`` holds a small hand-written set in ProcessBench's shape: one
-JSON object a line, ``id``, ``problem``, ``steps`` (a list of step texts) and ``label``.
+:func:`load_solutions` reads ProcessBench's own records (one JSON object a line: ``id``, ``problem``,
+``steps``, ``label``, and optionally ``final_answer_correct`` and ``generator``), such as the 300 real
+solutions of ``processbench_dev.jsonl``. ``rewards/data/processbench_mini.jsonl`` holds a small
+hand-written set in the same shape, for unit tests. :func:`step_auroc` says how well a grader's grades
+separate the earliest wrong steps from the steps before them, whatever the threshold.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from sandbox.records import Step, Task
+from rewards._prm import ProcessRewardModel
+from sandbox.records import SandboxError, Step, Task
 
 ERROR_THRESHOLD = 0.5
 NO_ERROR = -1
@@ -31,6 +37,12 @@ class Solution:
     problem: str
     steps: tuple[str, ...]
     label: int
+    final_answer_correct: bool | None = None
+
+    @property
+    def source(self) -> str:
+        """The split an id names: ``gsm8k-143`` is from ``gsm8k``."""
+        return self.id.rpartition("-")[0] or self.id
 
     def task(self) -> Task:
         return Task(id=self.id, prompt=self.problem)
@@ -47,6 +59,12 @@ class ProcessBenchScore:
     error_accuracy: float  # exact earliest-error index, over the erroneous solutions
     correct_accuracy: float  # -1 predicted, over the correct solutions
     f1: float  # harmonic mean of the two
+
+
+def grade_solution(prm: ProcessRewardModel, solution: Solution) -> list[float]:
+    """The grade of every step of ``solution``, each given the steps before it."""
+    task, steps = solution.task(), solution.step_records()
+    return [prm.grade_step(task, steps[:index], step) for index, step in enumerate(steps)]
 
 
 def earliest_error(grades: Sequence[float], threshold: float = ERROR_THRESHOLD) -> int:
@@ -70,13 +88,76 @@ def processbench_f1(predictions: Sequence[int], labels: Sequence[int]) -> Proces
     return ProcessBenchScore(error_accuracy, correct_accuracy, f1)
 
 
+class ProcessBenchFileError(SandboxError, ValueError):
+    """A solutions file that cannot be read: missing, not JSON lines, or a record out of shape."""
+
+
 def load_mini_set() -> list[Solution]:
     """The bundled hand-written set (``rewards/data/processbench_mini.jsonl``)."""
     text = resources.files("rewards").joinpath("data/processbench_mini.jsonl").read_text(encoding="utf-8")
+    return _parse_lines(text, "processbench_mini.jsonl")
+
+
+def load_solutions(path: Path) -> list[Solution]:
+    """ProcessBench records from a JSON-lines file; a bad file raises :class:`ProcessBenchFileError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProcessBenchFileError(f"cannot read {path}: {exc}") from exc
+    return _parse_lines(text, str(path))
+
+
+def _parse_lines(text: str, name: str) -> list[Solution]:
     solutions = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            record = json.loads(line)
-            steps = tuple(record["steps"])
-            solutions.append(Solution(record["id"], record["problem"], steps, int(record["label"])))
+            try:
+                solutions.append(_solution(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ProcessBenchFileError(
+                    f"{name} line {number}: not a ProcessBench record ({exc})"
+                ) from exc
     return solutions
+
+
+def _solution(record: Any) -> Solution:
+    steps = record["steps"]
+    if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
+        raise TypeError("'steps' must be a list of strings")
+    label = int(record["label"])
+    if not NO_ERROR <= label < len(steps):
+        raise ValueError(f"label {label} outside -1..{len(steps) - 1}")
+    correct = record.get("final_answer_correct")
+    final = None if correct is None else bool(correct)
+    return Solution(str(record["id"]), str(record["problem"]), tuple(steps), label, final)
+
+
+def step_auroc(graded: Sequence[Sequence[float]], labels: Sequence[int]) -> float | None:
+    """AUROC of the earliest wrong step's grade against the grades of the steps before it.
+
+    Over the erroneous solutions, the probability that a labelled wrong step grades below a step that
+    comes before the error in its solution (ties count half):
+    0.5 is no signal, 1.0 a perfect ranking. None without both kinds of step.
+    """
+    wrong = [grades[label] for grades, label in zip(graded, labels, strict=True) if label != NO_ERROR]
+    right = [
+        grade for grades, label in zip(graded, labels, strict=True) for grade in _before_error(grades, label)
+    ]
+    if not wrong or not right:
+        return None
+    # Mann-Whitney U over the pooled, sorted grades, with midranks for ties.
+    pooled = sorted([(grade, 0) for grade in wrong] + [(grade, 1) for grade in right])
+    rank_sum, index = 0.0, 0
+    while index < len(pooled):
+        end = index
+        while end < len(pooled) and pooled[end][0] == pooled[index][0]:
+            end += 1
+        midrank = (index + end + 1) / 2
+        rank_sum += midrank * sum(kind for _, kind in pooled[index:end])
+        index = end
+    greater = rank_sum - len(right) * (len(right) + 1) / 2  # pairs where the right step grades higher
+    return greater / (len(wrong) * len(right))
+
+
+def _before_error(grades: Sequence[float], label: int) -> Sequence[float]:
+    return grades[:label] if label != NO_ERROR else ()
