@@ -57,6 +57,9 @@ def main() -> None:
 # Options that several commands share, written once.
 ModelFile = Annotated[Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")]
 RewardNames = Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")]
+LoraFile = Annotated[
+    Path | None, typer.Option("--lora", help="LoRA adapter GGUF (from `sandbox train`) on the model.")
+]
 JudgeModel = Annotated[
     Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
 ]
@@ -129,6 +132,7 @@ def run(
     api_tool_calls: ApiToolCalls = "text",
     api_grammar: ApiGrammar = "auto",
     api_concurrency: ApiConcurrency = 4,
+    lora: LoraFile = None,
 ) -> None:
     """Run every task as an episode and write one reward-labelled trace per line."""
     from sandbox._run import RunOptions, run_tasks
@@ -157,6 +161,7 @@ def run(
         only=tuple(task_id or ()),
         overwrite=overwrite,
         http=http,
+        lora=lora,
     )
     traces = anyio.run(run_tasks, options, console)
     console.print(summary_table(traces))
@@ -258,6 +263,7 @@ def generate(
     ] = None,
     ray_workers: Annotated[int, typer.Option(help="Ray workers, each with its own model and servers.")] = 1,
     ray_worker_cpus: Annotated[float, typer.Option(help="CPUs each Ray worker reserves.")] = 1.0,
+    lora: LoraFile = None,
 ) -> None:
     """Run n samples of every task, each scored by every reward, into a run folder that a kill -9
     cannot corrupt: traces are appended and fsynced as they finish, and --resume carries on."""
@@ -292,6 +298,7 @@ def generate(
         ray=ray,
         ray_workers=ray_workers,
         ray_worker_cpus=ray_worker_cpus,
+        lora=lora,
     )
     try:
         summary = anyio.run(partial(run_generate, options, console=err_console))
@@ -364,13 +371,16 @@ def loss(
     n_gpu_layers: Annotated[
         int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
     ] = -1,
+    lora: LoraFile = None,
 ) -> None:
     """Mean next-token loss (nats) and perplexity of each trace's assistant tokens under a model."""
     from sandbox._loss_cli import run_loss
 
     if (max_perplexity is None) != (keep is None):
         raise SandboxError("--max-perplexity and --keep go together")
-    results = run_loss(traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    results = run_loss(
+        traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, lora=lora
+    )
     console.print(loss_table(results))
 
 
@@ -480,6 +490,7 @@ def replay(
     n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
     judge: JudgeModel = None,
+    lora: LoraFile = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
     from sandbox._episode import Limits
@@ -488,9 +499,11 @@ def replay(
     from sandbox._run import select_rewards
     from sandbox._score import summary_table as score_table
 
+    if lora is not None and model is None:
+        raise SandboxError("--lora goes with --model: it applies to a live model")
     chosen = select_rewards(rewards, judge)
     check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
-    live = LlamaModel(model, n_ctx=n_ctx) if model is not None else None
+    live = LlamaModel(model, n_ctx=n_ctx, lora_path=lora) if model is not None else None
     limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
     try:
         report = anyio.run(

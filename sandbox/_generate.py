@@ -105,6 +105,7 @@ class GenerateOptions:
     ray_workers: int = 1
     ray_worker_cpus: float = 1.0
     ray_cpus: int | None = None  # CPUs of a "local" instance (default: all)
+    lora: Path | None = None  # a LoRA adapter GGUF on the llama.cpp model
 
 
 def derive_seed(run_seed: int, task_id: str, sample: int) -> int:
@@ -128,6 +129,8 @@ class ModelRef(_Record):
     sha256: str = ""
     base_url: str | None = None
     api_model: str | None = None
+    lora: str = ""  # a LoRA adapter GGUF on the model, and its sha256
+    lora_sha256: str = ""
 
 
 class FileRef(_Record):
@@ -179,6 +182,7 @@ _FREE_ON_RESUME = {
     "servers_file",
     "model.name",
     "model.path",
+    "model.lora",
     "tasks.path",
     "judge.path",
 }
@@ -255,7 +259,16 @@ def model_ref(options: GenerateOptions) -> ModelRef:
             name=options.http.model or "", base_url=options.http.base_url, api_model=options.http.model
         )
     path = check_model_file(options.model if options.model is not None else default_model_path())
-    return ModelRef(name=path.stem, path=str(path), sha256=file_sha256(path))
+    ref = ModelRef(name=path.stem, path=str(path), sha256=file_sha256(path))
+    if options.lora is not None:
+        ref = ref.model_copy(update={"lora": str(options.lora), "lora_sha256": _lora_sha256(options.lora)})
+    return ref
+
+
+def _lora_sha256(path: Path) -> str:
+    if not path.is_file():
+        raise ConfigError(f"LoRA adapter not found: {path}")
+    return file_sha256(path)
 
 
 def _server_entries(path: Path, servers: Mapping[str, ServerConfig]) -> dict[str, ServerEntry]:
@@ -655,9 +668,14 @@ def open_model(options: GenerateOptions) -> Model:
             n_ctx=options.n_ctx,
             n_gpu_layers=options.n_gpu_layers,
             seed=options.seed,
+            lora_path=options.lora,
         )
     return LlamaModel(
-        options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
+        options.model,
+        n_ctx=options.n_ctx,
+        n_gpu_layers=options.n_gpu_layers,
+        seed=options.seed,
+        lora_path=options.lora,
     )
 
 
@@ -688,6 +706,7 @@ def check_options(options: GenerateOptions) -> None:
             f"--mode must be 'constrained' or 'free', not {options.mode!r}",
         ),
         (options.http is not None and options.model is not None, "--model and --base-url exclude each other"),
+        (options.http is not None and options.lora is not None, "--lora applies to --model, not --base-url"),
         (options.ray_workers < 1, "--ray-workers must be at least 1"),
     ]
     for failed, message in problems:
@@ -711,7 +730,10 @@ async def generate(
     if model is None:
         identity = model_ref(options)
     else:
-        identity = ModelRef(name=model.info.name, path=model.info.path, sha256=model.info.sha256)
+        info = model.info
+        identity = ModelRef(
+            name=info.name, path=info.path, sha256=info.sha256, lora=info.lora, lora_sha256=info.lora_sha256
+        )
     config = build_config(options, tasks, servers, rewards, identity)
     folder = RunFolder(options.out)
     try:

@@ -248,6 +248,8 @@ class ModelInfo(_Record):
     sha256: str = ""
     n_ctx: int = 0
     backend: str = ""
+    lora: str = ""  # a LoRA adapter GGUF applied to the model, and its sha256
+    lora_sha256: str = ""
 
 
 class ServerInfo(_Record):

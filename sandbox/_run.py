@@ -76,6 +76,7 @@ class RunOptions:
     only: tuple[str, ...] = ()
     overwrite: bool = False
     http: HttpModelOptions | None = None  # set: the model is behind an HTTP server, not --model
+    lora: Path | None = None  # a LoRA adapter GGUF on the llama.cpp model
 
 
 async def run_tasks(options: RunOptions, console: Console | None = None) -> list[Trace]:
@@ -90,10 +91,16 @@ async def run_tasks(options: RunOptions, console: Console | None = None) -> list
     )
     model: Model
     if options.http is not None:
+        if options.lora is not None:
+            raise ConfigError("--lora applies to a llama.cpp model (--model), not to a model server")
         model = open_http_model(options.http)
     else:
         model = LlamaModel(
-            options.model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers, seed=options.seed
+            options.model,
+            n_ctx=options.n_ctx,
+            n_gpu_layers=options.n_gpu_layers,
+            seed=options.seed,
+            lora_path=options.lora,
         )
     limits = Limits(
         max_steps=options.max_steps,
