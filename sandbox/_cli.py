@@ -14,6 +14,7 @@ sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
 sandbox quantize --type q4_0|iq4_nl|q8_0|... -o OUT.gguf [--model M.gguf] [--overwrite]
+sandbox train RUN_DIR|EXPORT|rows.jsonl -o TRAIN_DIR [--method sft|dpo] [--steps N] [--merge f16|q8_0]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rich.table import Table
 from rewards import RewardError
 from sandbox._errors import SandboxError
 from sandbox._records import Trace, read_traces
+from sandbox._train_cli import train_command
 
 if TYPE_CHECKING:
     from sandbox._loss import TraceLoss
@@ -656,6 +658,8 @@ def quantize(
         highlight=False,
     )
 
+
+app.command("train")(train_command)
 
 if __name__ == "__main__":
     main()
