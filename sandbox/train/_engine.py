@@ -26,6 +26,7 @@ import resource
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -255,7 +256,7 @@ class _Run:
             "max_length": max_length,
             "bf16": self.where.precision == "bf16",
             "use_cpu": self.where.device == "cpu",
-            "gradient_checkpointing": options.gradient_checkpointing,
+            "activation_checkpointing": options.gradient_checkpointing,
             "logging_steps": 1,
             "save_strategy": "no",  # checkpoints are this run's own (see _folder)
             "report_to": "none",
@@ -319,21 +320,25 @@ class _Run:
         """The adapter in ``folder``: ``adapter.gguf`` for llama.cpp, ``adapter/`` for peft."""
         from peft import get_peft_model_state_dict
 
-        pairs = lora_pairs(get_peft_model_state_dict(model), base_model_shape(self.base))
+        pairs = lora_pairs(
+            get_peft_model_state_dict(model, save_embedding_layers=False), base_model_shape(self.base)
+        )
         write_adapter(folder / ADAPTER_FILE, pairs, base_model_shape(self.base), self.options.alpha)
-        model.save_pretrained(folder / PEFT_FOLDER)
+        model.save_pretrained(folder / PEFT_FOLDER, save_embedding_layers=False)
 
     def _save_final(self, model: Any) -> tuple[Path, Path | None]:
         from peft import get_peft_model_state_dict
 
         out = self.folder.path
         shape = base_model_shape(self.base)
-        pairs = lora_pairs(get_peft_model_state_dict(model), shape)
+        pairs = lora_pairs(get_peft_model_state_dict(model, save_embedding_layers=False), shape)
         adapter = out / ADAPTER_FILE
         write_atomically(
             adapter, lambda temporary: write_adapter(temporary, pairs, shape, self.options.alpha)
         )
-        write_atomically(out / PEFT_FOLDER, lambda temporary: model.save_pretrained(temporary))
+        write_atomically(
+            out / PEFT_FOLDER, lambda temporary: model.save_pretrained(temporary, save_embedding_layers=False)
+        )
         merged = None
         if self.options.merge is not None:
             merged = out / f"model-{self.options.merge}.gguf"
@@ -399,7 +404,9 @@ def _with_lora(model: Any, options: TrainOptions) -> Any:
         target_modules=list(options.targets),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft reads an attribute transformers 5 renamed
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def _dataset(data: TrainData) -> Any:
