@@ -122,7 +122,9 @@ RewardFn = Callable[[Trace, Task], Reward]
 
 
 def bounded(name: str, version: str) -> Callable[[RewardFn], RewardFn]:
-    """Run a reward inside a budget; past it, the reward is ``value=None`` with the reason."""
+    """Run a reward inside a budget; past it, the reward is ``value=None`` with the reason. The
+    wrapped reward declares ``name`` and ``version`` as attributes, which a run folder records
+    without scoring anything."""
 
     def decorate(reward: RewardFn) -> RewardFn:
         @functools.wraps(reward)
@@ -133,6 +135,8 @@ def bounded(name: str, version: str) -> Callable[[RewardFn], RewardFn]:
                 except BudgetExceeded as exc:
                     return Reward(name=name, version=version, value=None, reason=f"cannot score: {exc}")
 
+        within_budget.reward_name = name  # type: ignore[attr-defined]
+        within_budget.version = version  # type: ignore[attr-defined]
         return within_budget
 
     return decorate

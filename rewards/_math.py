@@ -55,7 +55,7 @@ from fractions import Fraction
 from typing import Any, TextIO
 
 from rewards._budget import BudgetExceeded, time_left
-from rewards._outcome import _NUMBER, _prepare_numbers, _to_fraction
+from rewards._numbers import NUMBER, prepare_numbers, to_fraction
 
 MATH_SECONDS = 5.0  # one comparison that needs SymPy
 WAIT_SECONDS = 60.0  # for a free worker, and for a new one to load SymPy (about 1-3 s)
@@ -190,8 +190,8 @@ def _read_formula(formula: str) -> Value | None:
 
 
 def _plain_number(text: str) -> Fraction | None:
-    match = _NUMBER.fullmatch(_prepare_numbers(text).strip())
-    return _to_fraction(match) if match else None
+    match = NUMBER.fullmatch(prepare_numbers(text).strip())
+    return to_fraction(match) if match else None
 
 
 def _percent_as_fraction(text: str, *, grouped: bool = True) -> str:

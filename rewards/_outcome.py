@@ -44,13 +44,14 @@ the reward says it cannot score. Version 2 (was 1): tokens split at symbols, and
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from rewards._budget import bounded, check_time
+from rewards._math import math_equivalent
+from rewards._numbers import MAX_NUMBER_DIGITS, NUMBER, prepare_numbers, to_fraction
 from rewards._words import NEGATIONS, Words, read_words, tokens
 from sandbox.records import AnswerMatch, Reward, Task, Trace
 
@@ -60,27 +61,8 @@ VERSION = "2"
 CORRECT = 1.0
 WRONG = 0.0
 
-MAX_NUMBER_DIGITS = 1000
-PERCENT = Fraction(1, 100)
 RIVAL_EXTRA_TOKENS = 1  # a rival alternative is at most this many tokens longer than the right answer
 SHOWN_CHARS = 60  # how much of an acceptable answer an error message quotes
-# Minus signs that NFKC leaves alone.
-MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-", "\ufe63": "-"})
-
-_NUMBER = re.compile(
-    r"""
-    (?<![\w.])                                    # not inside a word, nor after a decimal point
-    (?P<sign>[-+])?
-    (?:
-        (?P<numerator>[0-9]+)\s*/\s*(?P<denominator>[0-9]+)            # 3/4
-      | (?P<decimal>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?   # 1,000.5
-                    (?:[eE][-+]?[0-9]{1,3}(?![0-9]))?                  # 1e6
-        | \.[0-9]+)                                                    # .5
-    )
-    (?P<percent>\s?%)?
-    """,
-    re.VERBOSE,
-)
 
 
 class AnswerSpecError(ValueError):
@@ -260,7 +242,6 @@ def _within(tokens_: tuple[str, ...], key: tuple[str, ...]) -> bool:
 
 
 def _judge_math(answer: str, acceptable: Sequence[str], distractors: Sequence[str]) -> Verdict:
-    from rewards._math import math_equivalent  # imported here: it imports this module's number reader
 
     _Expected.of(acceptable, distractors)  # a distractor that is also acceptable is refused
     for wrong in distractors:
@@ -310,8 +291,8 @@ def _judge_numbers(answer: str, acceptable: Sequence[str], distractors: Sequence
 def _numbers(answer: str, words: Words) -> list[tuple[Fraction, int | None]]:
     """Every number in the answer, with the index of its first token (None: it has none)."""
     found = []
-    for match in _NUMBER.finditer(_prepare_numbers(answer)):
-        value = _to_fraction(match)
+    for match in NUMBER.finditer(prepare_numbers(answer)):
+        value = to_fraction(match)
         if value is not None:
             found.append((value, words.at(match.start())))
     return found
@@ -332,9 +313,9 @@ def _rival_number(
 
 
 def _expected_number(expected: str, what: str = "acceptable answer") -> Fraction:
-    text = _prepare_numbers(expected).strip()
-    match = _NUMBER.fullmatch(text)
-    value = _to_fraction(match) if match else None
+    text = prepare_numbers(expected).strip()
+    match = NUMBER.fullmatch(text)
+    value = to_fraction(match) if match else None
     if value is None:
         raise AnswerSpecError(
             f"{what} {_shown(expected)} is not a number (of at most {MAX_NUMBER_DIGITS} digits), "
@@ -346,21 +327,3 @@ def _expected_number(expected: str, what: str = "acceptable answer") -> Fraction
 def _shown(text: str) -> str:
     """``text`` for a message: quoted, and cut short when long."""
     return repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + "..."
-
-
-def _prepare_numbers(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(MINUS_SIGNS)
-
-
-def _to_fraction(match: re.Match[str]) -> Fraction | None:
-    if sum(char.isdigit() for char in match.group()) > MAX_NUMBER_DIGITS:
-        return None
-    if match["numerator"] is not None:
-        if int(match["denominator"]) == 0:
-            return None
-        value = Fraction(int(match["numerator"]), int(match["denominator"]))
-    else:
-        value = Fraction(match["decimal"].replace(",", ""))
-    if match["sign"] == "-":
-        value = -value
-    return value * PERCENT if match["percent"] else value

@@ -1,8 +1,9 @@
 """Rewards by name, and scoring a trace with them.
 
 Rewards register under the entry-point group ``sandbox.rewards`` (``name = "module:function"``), so
-a user's reward plugs in exactly like a bundled one. The bundled rewards are always available, even
-from a source tree that was never installed; an entry point of the same name takes their place.
+a user's reward plugs in exactly like a bundled one: the bundled rewards are entry points of this
+project's own package, and nothing else lists them. A reward declares its version as an attribute
+``version`` (the bundled ones do through :func:`rewards._budget.bounded`); a run folder records it.
 """
 
 from __future__ import annotations
@@ -10,27 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 
-from rewards._cot import cot_reward
-from rewards._outcome import outcome_reward
-from rewards._process import process_mean_reward, process_reward
-from rewards._tool_syntax import tool_syntax_reward
 from rewards._types import RewardFn
 from sandbox.records import Reward, RewardError, Task, Trace
 
 ENTRY_POINT_GROUP = "sandbox.rewards"
 
-BUNDLED_REWARDS: Mapping[str, RewardFn] = {
-    "cot": cot_reward,
-    "outcome": outcome_reward,
-    "process": process_reward,
-    "process_mean": process_mean_reward,
-    "tool_syntax": tool_syntax_reward,
-}
-
-
 def available_rewards() -> dict[str, RewardFn]:
-    """Every reward by name: the bundled ones, then those registered as entry points."""
-    rewards = dict(BUNDLED_REWARDS)
+    """Every reward registered as an entry point, by name. None registered means the project was
+    never installed (its own rewards are entry points): that is one clear error, not an empty run."""
+    rewards: dict[str, RewardFn] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()
@@ -42,6 +31,11 @@ def available_rewards() -> dict[str, RewardFn]:
         if not callable(loaded):
             raise RewardError(f"reward {entry_point.name!r} ({entry_point.value}) is not callable")
         rewards[entry_point.name] = loaded
+    if not rewards:
+        raise RewardError(
+            f"no rewards are registered in the {ENTRY_POINT_GROUP!r} entry-point group: install the "
+            "project (pip install -e .) so that its rewards are found"
+        )
     return rewards
 
 

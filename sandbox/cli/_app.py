@@ -14,6 +14,7 @@ sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
 sandbox quantize --type q4_0|iq4_nl|q8_0|... -o OUT.gguf [--model M.gguf] [--overwrite]
+sandbox train RUN_DIR|EXPORT|rows.jsonl -o TRAIN_DIR [--method sft|dpo] [--steps N] [--merge f16|q8_0]
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ ApiGrammar = Annotated[
     str, typer.Option(help="Where the grammar goes: auto, grammar, guided_grammar, structured_outputs, off.")
 ]
 ApiConcurrency = Annotated[int, typer.Option(help="Requests in flight to the server at once.")]
+LoraFile = Annotated[
+    Path | None, typer.Option("--lora", help="LoRA adapter GGUF (from `sandbox train`) on the model.")
+]
 
 
 def http_options(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sandbox.cli._app import ModelFile, app, console
+from sandbox.cli._app import LoraFile, ModelFile, app, console
 from sandbox.cli._render import loss_table
 from sandbox.records import SandboxError
 
@@ -75,13 +75,16 @@ def loss(
     n_gpu_layers: Annotated[
         int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
     ] = -1,
+    lora: LoraFile = None,
 ) -> None:
     """Mean next-token loss (nats) and perplexity of each trace's assistant tokens under a model."""
     from sandbox.datasets import loss_file
 
     if (max_perplexity is None) != (keep is None):
         raise SandboxError("--max-perplexity and --keep go together")
-    results = loss_file(traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    results = loss_file(
+        traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, lora=lora
+    )
     console.print(loss_table(results))
 
 

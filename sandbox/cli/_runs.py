@@ -17,6 +17,7 @@ from sandbox.cli._app import (
     ApiToolCalls,
     BaseUrl,
     JudgeModel,
+    LoraFile,
     ModelFile,
     RewardNames,
     app,
@@ -58,6 +59,7 @@ def run(
     api_tool_calls: ApiToolCalls = "text",
     api_grammar: ApiGrammar = "auto",
     api_concurrency: ApiConcurrency = 4,
+    lora: LoraFile = None,
 ) -> None:
     """Run every task as one episode (greedy by default) and write one reward-labelled trace per line."""
     from sandbox.runs import RunSpec, generate
@@ -84,6 +86,7 @@ def run(
         only=tuple(task_id or ()),
         overwrite=overwrite,
         http=http,
+        lora=lora,
     )
     progress = RunProgress(err_console, label="run", lines=True)
     try:
@@ -135,6 +138,7 @@ def generate(
     api_tool_calls: ApiToolCalls = "text",
     api_grammar: ApiGrammar = "auto",
     api_concurrency: ApiConcurrency = 4,
+    lora: LoraFile = None,
     ray: Annotated[
         str | None,
         typer.Option(help="Shard over Ray: 'local' (a private instance), 'auto', or ray://HOST:PORT."),
@@ -171,6 +175,7 @@ def generate(
         call_timeout=call_timeout,
         only=tuple(task_id or ()),
         http=http,
+        lora=lora,
         ray=ray,
         ray_workers=ray_workers,
         ray_worker_cpus=ray_worker_cpus,
@@ -215,15 +220,18 @@ def replay(
     n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
     judge: JudgeModel = None,
+    lora: LoraFile = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
     from sandbox.episodes import Limits
     from sandbox.models import LlamaModel
     from sandbox.runs import check_replay_paths, replay_file, select_rewards
 
+    if lora is not None and model is None:
+        raise SandboxError("--lora goes with --model: it applies to a live model")
     chosen = select_rewards(rewards, judge)
     check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
-    live = LlamaModel(model, n_ctx=n_ctx) if model is not None else None
+    live = LlamaModel(model, n_ctx=n_ctx, lora_path=lora) if model is not None else None
     limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
     try:
         report = anyio.run(

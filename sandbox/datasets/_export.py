@@ -1,4 +1,5 @@
-"""``sandbox export``: a run's scored traces as datasets that trainers load as they are.
+"""``sandbox export``: a run's scored traces as datasets for trainers (``sandbox train`` reads ``sft`` and
+``dpo`` rows as written; GRPOTrainer takes a ``grpo`` export's prompts and task columns).
 
 Formats (one row per line of JSONL, or the same rows in Parquet):
 
@@ -13,9 +14,11 @@ Formats (one row per line of JSONL, or the same rows in Parquet):
   ``chosen``, ``rejected``, from the best and the worst sample when their reward gap is large
   enough. With ``branch`` the prompt holds every message the two samples share, up to the first
   assistant turn where they differ.
-* ``grpo`` -- per task, the group: ``prompt`` (the opening messages), ``completions``, the
-  ``rewards`` and the group-normalised ``advantages`` ``(r - mean) / (std + 1e-4)`` (sample standard
-  deviation, as TRL's GRPOTrainer computes it), and ``task`` (JSON) for ``sandbox.datasets._trl`` rewards.
+* ``grpo`` -- per task, the group: ``prompt`` (the opening messages), ``group_completions`` (not
+  ``completions``: GRPOTrainer passes every column to the reward functions beside its own
+  ``completions`` argument), the ``rewards`` and the group-normalised ``advantages``
+  ``(r - mean) / (std + 1e-4)`` (sample standard deviation, as TRL's GRPOTrainer computes it), and
+  ``task`` (JSON) for ``sandbox.datasets._trl`` rewards.
 
 How calls appear (``calls``): ``text`` (default) keeps each message as the model read and wrote it --
 the system prompt with its tool list and the ``<tool_call>`` block in the assistant's text -- so a
@@ -277,7 +280,7 @@ def grpo_rows(
         rows.append(
             {
                 "prompt": conversations[0][:cut],
-                "completions": [c[cut:] for c in conversations],
+                "group_completions": [c[cut:] for c in conversations],
                 "rewards": values,
                 "advantages": group_advantages(values),
                 "reward_details": [_details(item.trace) for item in scored],
@@ -325,14 +328,18 @@ def check_options(options: ExportOptions) -> None:
         raise ConfigError(f"--calls must be 'text' or 'native', not {options.calls!r}")
 
 
-def export_run(options: ExportOptions) -> ExportReport:
-    """Write ``options.out`` (see the module doc); the run folder is only read."""
+def export_rows(options: ExportOptions) -> tuple[list[Row], ExportReport, Path]:
+    """The rows an export of ``options`` writes (before the split), its report and the trace file read."""
     check_options(options)
     trace_file = run_trace_file(options.source)
     report = ExportReport(out=options.out)
     groups = _read_groups(trace_file, options.reward, report)
-    run = str(options.source)
-    rows = BUILDERS[options.format](groups, options, run, report)
+    return BUILDERS[options.format](groups, options, str(options.source), report), report, trace_file
+
+
+def export_run(options: ExportOptions) -> ExportReport:
+    """Write ``options.out`` (see the module doc); the run folder is only read."""
+    rows, report, trace_file = export_rows(options)
     by_split: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         task_id = row.get("task_id") or row["_provenance"]["task_id"]
@@ -510,7 +517,7 @@ def _schema(export_format: ExportFormat, reward_details: Any) -> list[tuple[str,
         ]
     return [
         ("prompt", conversation),
-        ("completions", pa.list_(conversation)),
+        ("group_completions", pa.list_(conversation)),
         ("rewards", pa.list_(pa.float64())),
         ("advantages", pa.list_(pa.float64())),
         ("reward_details", pa.list_(reward_details)),

@@ -165,6 +165,7 @@ def loss_file(
     *,
     n_ctx: int = 4096,
     n_gpu_layers: int = -1,
+    lora: Path | None = None,
 ) -> list[TraceLoss]:
     """Stream the traces through the scorer, writing losses (and kept traces) as they are computed."""
     for target in (out, keep):
@@ -172,7 +173,7 @@ def loss_file(
             raise ConfigError(f"{target} is the input file; write the results somewhere else")
     if next(iter_traces(traces), None) is None:  # a bad or empty file fails here, before the model loads
         raise ConfigError(f"{traces}: no traces in file")
-    model = LlamaModel(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+    model = LlamaModel(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, lora_path=lora)
     results: list[TraceLoss] = []
     with contextlib.ExitStack() as stack:
         losses = stack.enter_context(out.open("w", encoding="utf-8")) if out else None

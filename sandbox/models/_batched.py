@@ -49,6 +49,7 @@ from sandbox.models._decode import common_prefix
 from sandbox.models._files import default_threads
 from sandbox.models._grammar_sampler import LazyGrammar
 from sandbox.models._llama import LlamaModel, reply_prefix_tokens
+from sandbox.models._lora import set_lora
 from sandbox.records import ContextFullError, Message, ModelInfo, Usage
 
 TOP_K = 40
@@ -128,6 +129,7 @@ class BatchedLlamaModel(SyncModel):
         seed: int = 0,
         kv_unified: bool = False,
         flash_attn: bool = False,
+        lora_path: str | Path | None = None,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -143,7 +145,13 @@ class BatchedLlamaModel(SyncModel):
         # The single-sequence model gives the weights, the tokenizer and the chat template; its own
         # context is kept tiny, as it only ever tokenizes.
         self._base = LlamaModel(
-            path, n_ctx=256, n_gpu_layers=n_gpu_layers, n_threads=n_threads, seed=seed, flash_attn=flash_attn
+            path,
+            n_ctx=256,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+            seed=seed,
+            flash_attn=flash_attn,
+            lora_path=lora_path,
         )
         llm = self._base._llm
         self._lib = llama_cpp
@@ -161,6 +169,8 @@ class BatchedLlamaModel(SyncModel):
         params.n_threads_batch = threads
         self._context = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         self._ctx = self._context.ctx
+        if self._base.lora_adapter is not None:  # llama.cpp applies an adapter per context
+            set_lora(self._ctx, self._base.lora_adapter)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llm._model.vocab
         self._n_vocab = llm.n_vocab()
@@ -176,6 +186,8 @@ class BatchedLlamaModel(SyncModel):
             sha256=self._base.info.sha256,
             n_ctx=n_ctx,
             backend=f"llama.cpp batched ({n_seq} sequences, gpu offload: {self._base.gpu_offload})",
+            lora=self._base.info.lora,
+            lora_sha256=self._base.info.lora_sha256,
         )
         self._sequences = [_Sequence(seq) for seq in range(n_seq)]
         self._pending: deque[_Job] = deque()

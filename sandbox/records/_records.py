@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -43,12 +43,70 @@ class IdealCall(_Record):
 AnswerMatch = Literal["exact", "contains", "number", "math"]
 
 
+class SolutionCall(_Record):
+    """One call of a task's reference solution, with concrete arguments: what the oracle plays."""
+
+    name: str
+    arguments: JSONObject = Field(default_factory=dict)
+
+
+StateOp = Literal["equals", "contains", "exists", "absent"]
+
+
+class StateCheck(_Record):
+    """A fact about a server's state when the episode ends, read through a channel the model never
+    sees: the server's MCP resource ``resource`` (a JSON document), at the dotted ``path`` inside it
+    (``""``: the whole document). ``op``: ``equals`` (``value``, compared as JSON), ``contains``
+    (``value`` is a substring of the text, or an item of the list), ``exists`` / ``absent`` (the path
+    is there or not; ``value`` unused)."""
+
+    server: str
+    resource: str
+    path: str = ""
+    op: StateOp = "equals"
+    value: Any = None
+
+
+class Milestone(_Record):
+    """A step of progress a right episode reaches: an ideal call matched, a fact appearing in a tool
+    result, or a state check coming true. Exactly one of ``call``, ``fact``, ``state``."""
+
+    name: str = ""
+    call: IdealCall | None = None
+    fact: str | None = None
+    state: StateCheck | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Milestone:
+        if sum(kind is not None for kind in (self.call, self.fact, self.state)) != 1:
+            raise ValueError("a milestone is exactly one of call, fact or state")
+        return self
+
+
+class Minefield(_Record):
+    """What a right episode never does: a forbidden call (matched like an ideal call) or a forbidden
+    state. Exactly one of ``call``, ``state``."""
+
+    name: str = ""
+    call: IdealCall | None = None
+    state: StateCheck | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Minefield:
+        if (self.call is None) == (self.state is None):
+            raise ValueError("a minefield is exactly one of call or state")
+        return self
+
+
 class Task(_Record):
     """One episode to run: a prompt, the servers it may use, and what a right episode looks like.
 
     ``expected_answer`` holds the ways of writing the one right answer; ``distractors`` lists wrong
     answers that an answer must not give (the outcome reward fails an answer that names one, even
-    beside a right one).
+    beside a right one). ``solution`` is the reference solution with concrete arguments (the oracle
+    plays it); ``expected_state`` what must hold of the servers at the end (the outcome checks it);
+    ``milestones`` and ``minefields`` the progress a right episode makes and what it never does (the
+    milestone process reward grades by them).
     """
 
     id: str
@@ -59,6 +117,10 @@ class Task(_Record):
     answer_match: AnswerMatch = "exact"
     distractors: list[str] = Field(default_factory=list)
     ideal_calls: list[IdealCall] = Field(default_factory=list)
+    solution: list[SolutionCall] = Field(default_factory=list)
+    expected_state: list[StateCheck] = Field(default_factory=list)
+    milestones: list[Milestone] = Field(default_factory=list)
+    minefields: list[Minefield] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     max_steps: int | None = None
 
@@ -213,6 +275,8 @@ class ModelInfo(_Record):
     sha256: str = ""
     n_ctx: int = 0
     backend: str = ""
+    lora: str = ""  # a LoRA adapter GGUF applied to the model, and its sha256
+    lora_sha256: str = ""
 
 
 class ServerInfo(_Record):

@@ -92,7 +92,10 @@ async def generate(spec: RunSpec, *, events: RunEvents | None = None, model: Mod
     if model is None:
         identity = model_ref(spec)
     else:
-        identity = ModelRef(name=model.info.name, path=model.info.path, sha256=model.info.sha256)
+        info = model.info
+        identity = ModelRef(
+            name=info.name, path=info.path, sha256=info.sha256, lora=info.lora, lora_sha256=info.lora_sha256
+        )
     config = build_config(spec, tasks, servers, rewards, identity)
     sink: RunFolder | TraceFile
     if spec.layout == "file":

@@ -18,15 +18,22 @@ def no_entry_points(group: str) -> list[EntryPoint]:
     return []
 
 
-def test_the_bundled_rewards_are_there_without_installing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_package_installed_no_reward_is_found_and_the_error_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("rewards._registry.entry_points", no_entry_points)
-    assert available_rewards() == {
-        "cot": rewards.cot_reward,
-        "outcome": rewards.outcome_reward,
-        "process": rewards.process_reward,
-        "process_mean": rewards.process_mean_reward,
-        "tool_syntax": rewards.tool_syntax_reward,
-    }
+    with pytest.raises(RewardError, match=r"pip install -e \."):
+        available_rewards()
+
+
+def test_the_bundled_rewards_are_the_installed_entry_points_and_declare_their_versions() -> None:
+    found = available_rewards()
+    assert {"tool_syntax", "outcome", "cot", "process", "process_mean", "bfcl"} <= set(found)
+    assert found["outcome"] is rewards.outcome_reward
+    for name, reward in found.items():
+        declared = reward.version  # type: ignore[attr-defined]
+        verdict = reward(trace(FOUR, [answer(0, "4")]), FOUR)
+        assert verdict.version == declared, name
 
 
 def test_an_entry_point_adds_a_reward(monkeypatch: pytest.MonkeyPatch) -> None:

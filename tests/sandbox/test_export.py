@@ -74,7 +74,7 @@ COLUMNS = {
         "rejected_reward_details", "prompt_assistant_turns", "model_sha256", "run",
     },
     "grpo": {
-        "prompt", "completions", "rewards", "advantages", "reward_details", "task", "tools", "task_id",
+        "prompt", "group_completions", "rewards", "advantages", "reward_details", "task", "tools", "task_id",
         "trace_ids", "samples", "model_sha256", "run",
     },
 }  # fmt: skip
@@ -255,7 +255,7 @@ def test_grpo_groups_carry_normalised_advantages_and_the_task(
         best = max(range(len(group)), key=lambda i: row["rewards"][i])
         assert row["advantages"][best] == max(row["advantages"])
         assert [m["role"] for m in row["prompt"]] == ["system", "user"]
-        assert all(c[0]["role"] == "assistant" for c in row["completions"])
+        assert all(c[0]["role"] == "assistant" for c in row["group_completions"])
         assert json.loads(row["task"])["id"] == row["task_id"]
 
 

@@ -24,8 +24,16 @@ from hypothesis import strategies as st
 
 from sandbox.models import ModelRequest, ScriptedModel, file_sha256
 from sandbox.records import ConfigError, Task, cut_partial_tail, partial_tail, read_traces
-from sandbox.runs import CONFIG_FILE, TRACES_FILE, RunConfig, derive_seed, generate
-from tests.sandbox.run_fixtures import NO_SERVER_TASKS, ROOT, TASKS, options, scripted_model, scripted_turn
+from sandbox.runs import CONFIG_FILE, TRACES_FILE, RunConfig, derive_seed, generate, select_rewards
+from tests.sandbox.run_fixtures import (
+    NO_SERVER_TASKS,
+    REWARDS,
+    ROOT,
+    TASKS,
+    options,
+    scripted_model,
+    scripted_turn,
+)
 
 
 def _pairs(run: Path) -> list[tuple[str, int]]:
@@ -61,7 +69,9 @@ async def test_a_run_writes_its_config_and_n_scored_samples_of_every_task(tmp_pa
     assert config.n == 4 and config.sampling.temperature == 0.8 and config.sampling.seed == 0
     assert config.tasks.sha256 == file_sha256(run_options.tasks)
     assert config.task_ids == [t.id for t in TASKS]
-    assert config.rewards == {"outcome": "1", "tool_syntax": "2", "bfcl": "1"}
+    declared = {name: reward.version for name, reward in select_rewards(REWARDS).items()}  # type: ignore[attr-defined]
+    assert config.rewards == declared and set(declared) == {"outcome", "tool_syntax", "bfcl"}
+    assert all(version.isdigit() for version in declared.values())
     assert list(config.servers) == ["weather"] and config.code_version
     traces = read_traces(run / TRACES_FILE)
     assert Counter(t.task_id for t in traces) == {t.id: 4 for t in TASKS}

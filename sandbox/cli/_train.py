@@ -1,0 +1,140 @@
+"""``sandbox train``: the typer command over :func:`sandbox.train.train`, with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sandbox.cli._app import app, console, err_console
+
+if TYPE_CHECKING:
+    from sandbox.train import TrainProgress, TrainResult
+
+
+def train_command(
+    data: Annotated[Path, typer.Argument(help="Run folder, sft/dpo export, or a JSONL/Parquet file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Training run folder (config, adapter, ...).")],
+    method: Annotated[str | None, typer.Option(help="sft or dpo (default: from the rows).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Base GGUF (default: embedded SmolLM2-135M).")] = None,
+    min_reward: Annotated[
+        float | None, typer.Option(help="Run folder: train on traces whose total reward is at least this.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: --epochs).")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the rows when --steps is not given.")] = 1.0,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate (constant).")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(help="Rows per micro-batch.")] = 1,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    alpha: Annotated[float, typer.Option(help="LoRA alpha (the update is scaled by alpha / rank).")] = 32.0,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per row (default: the longest row).")] = None,
+    precision: Annotated[str, typer.Option(help="auto, bf16 or fp32.")] = "auto",
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute activations in the backward pass: less memory, slower.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto (CUDA when torch sees a GPU), cpu or cuda.")] = "auto",
+    save_steps: Annotated[int, typer.Option(help="Write a checkpoint every this many steps.")] = 50,
+    merge: Annotated[
+        str | None, typer.Option(help="Also write the merged model: f16 or q8_0 (not re-quantized to Q4).")
+    ] = None,
+    beta: Annotated[float, typer.Option(help="dpo: the preference temperature.")] = 0.1,
+    chat_template: Annotated[
+        Path | None, typer.Option(help="Training chat template with {% generation %} markers.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the LoRA init and the row order.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a training run already in --out.")] = False,
+) -> None:
+    """Fine-tune a LoRA adapter (SFT on the assistant's tokens, or DPO on pairs) into a llama.cpp GGUF
+    for --lora. A first Ctrl-C stops after the current step and writes the adapter."""
+    from sandbox.train import TrainOptions, train
+
+    options = TrainOptions(
+        data=data,
+        out=out,
+        method=method,  # type: ignore[arg-type]
+        model=model,
+        min_reward=min_reward,
+        steps=steps,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        gradient_accumulation=grad_accum,
+        rank=rank,
+        alpha=alpha,
+        max_length=max_length,
+        precision=precision,  # type: ignore[arg-type]
+        gradient_checkpointing=gradient_checkpointing,
+        device=device,  # type: ignore[arg-type]
+        save_steps=save_steps,
+        merge=merge,  # type: ignore[arg-type]
+        beta=beta,
+        chat_template=chat_template,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    with _Bar(err_console) as bar:
+        result = train(options, progress=bar.update)
+    _print_result(result)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+class _Bar:
+    """Steps, loss and tokens/s: a bar on a terminal, one line per step elsewhere (logs, CI)."""
+
+    def __init__(self, out: Console) -> None:
+        self._out = out
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> _Bar:
+        if self._out.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=self._out,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def update(self, event: TrainProgress) -> None:
+        status = event.message
+        if event.phase == "training":
+            status = f"loss {event.loss:.4f}  {event.tokens_per_second:.0f} tok/s  {event.tokens} tokens"
+        if self._progress is None:
+            if event.phase != "done":
+                step = f"step {event.step}/{event.total_steps}  " if event.phase == "training" else ""
+                self._out.print(f"{step}{status}", highlight=False, markup=False)
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("train", total=None, status=status)
+        total = event.total_steps or None
+        self._progress.update(self._task, completed=event.step, total=total, status=status)
+
+
+def _print_result(result: TrainResult) -> None:
+    loss = "-" if result.first_loss is None else f"{result.first_loss:.4f} -> {result.last_loss:.4f}"
+    lines = [
+        f"{result.method}: {result.steps}/{result.total_steps} steps on {result.rows} rows, loss {loss}",
+        f"{result.tokens} tokens in {result.seconds:.1f} s ({result.tokens_per_second:.1f} tokens/s) on "
+        f"{result.device} ({result.precision}), peak memory {result.peak_rss_mb:.0f} MB",
+        f"wrote {result.adapter}" + (f" and {result.merged}" if result.merged else ""),
+        f"use it: sandbox run ... --lora {result.adapter}",
+    ]
+    if result.interrupted:
+        lines.insert(0, f"interrupted: stopped after step {result.steps}; the adapter so far is saved")
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+app.command("train")(train_command)
