@@ -80,7 +80,9 @@ class _Silent:
         pass
 
 
-async def generate(spec: RunSpec, *, events: RunEvents | None = None, model: Model | None = None) -> RunSummary:
+async def generate(
+    spec: RunSpec, *, events: RunEvents | None = None, model: Model | None = None
+) -> RunSummary:
     """Run every pending (task, sample) of ``spec`` into its run folder or trace file.
 
     Everything is checked before a model or server starts. ``model`` replaces the model that

@@ -39,9 +39,9 @@ from typing import Any
 from rewards import RewardFn, score_trace
 from sandbox.episodes import Limits, run_episode
 from sandbox.models import Model, ModelRequest, ModelResponse, SyncModel
-from sandbox.records import ConfigError, ContextFullError
-from sandbox.runs._folder import run_trace_file
 from sandbox.records import (
+    ConfigError,
+    ContextFullError,
     ModelInfo,
     ServerInfo,
     Step,
@@ -53,6 +53,7 @@ from sandbox.records import (
     replacing_trace_file,
     write_trace,
 )
+from sandbox.runs._folder import run_trace_file
 from sandbox.runs._score import ScoreSummary
 
 NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"

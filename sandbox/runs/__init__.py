@@ -1,0 +1,86 @@
+"""Runs: many episodes from one :class:`RunSpec`, each scored and written as it finishes.
+
+- :func:`generate` -- the one run pipeline: ``sandbox generate`` (n samples per task into a run
+  folder that resumes) and ``sandbox run`` (one sample per task into one trace file) both call it;
+  a :class:`RunEvents` listener hears of its progress and a :class:`RunSummary` says what it did.
+- The run folder (``config.json`` as :class:`RunConfig`, ``traces.jsonl``): :data:`CONFIG_FILE`,
+  :data:`TRACES_FILE`, :func:`run_trace_file`; each (task, sample) samples with :func:`derive_seed`.
+- :func:`select_rewards` and :func:`check_run_inputs`: what a run needs, checked before it starts.
+- :func:`score_file` (``sandbox score``): re-score traces with no episode run again.
+- :func:`replay_file` and :func:`replay_trace` (``sandbox replay``): re-run recorded episodes against
+  their recorded tool results; :func:`first_difference` says where two runs part.
+- :func:`init_ray`: the Ray cluster ``sandbox generate --ray`` shards a run over.
+"""
+
+from sandbox.runs._folder import (
+    CONFIG_FILE,
+    TRACES_FILE,
+    ModelRef,
+    RunConfig,
+    RunFolder,
+    TraceFile,
+    config_differences,
+    model_ref,
+    reward_versions,
+    run_trace_file,
+)
+from sandbox.runs._generate import RunEvents, RunSummary, generate
+from sandbox.runs._ray import init_ray
+from sandbox.runs._replay import (
+    NotReplayableError,
+    ReplayHub,
+    ReplayModel,
+    ReplayReport,
+    check_replay_paths,
+    check_replayable,
+    first_difference,
+    replay_file,
+    replay_trace,
+)
+from sandbox.runs._score import ScoreSummary, score_file
+from sandbox.runs._spec import (
+    HttpModelOptions,
+    RunSpec,
+    check_run_inputs,
+    check_spec,
+    derive_seed,
+    open_model,
+    run_sample,
+    select_rewards,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "HttpModelOptions",
+    "ModelRef",
+    "NotReplayableError",
+    "ReplayHub",
+    "ReplayModel",
+    "ReplayReport",
+    "RunConfig",
+    "RunEvents",
+    "RunFolder",
+    "RunSpec",
+    "RunSummary",
+    "ScoreSummary",
+    "TRACES_FILE",
+    "TraceFile",
+    "check_replay_paths",
+    "check_replayable",
+    "check_run_inputs",
+    "check_spec",
+    "config_differences",
+    "derive_seed",
+    "first_difference",
+    "generate",
+    "init_ray",
+    "model_ref",
+    "open_model",
+    "replay_file",
+    "replay_trace",
+    "reward_versions",
+    "run_sample",
+    "run_trace_file",
+    "score_file",
+    "select_rewards",
+]
