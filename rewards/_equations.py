@@ -667,7 +667,9 @@ def _parse(arithmetic: list[_Token], percent_scale: Fraction) -> tuple[ast.expr,
 
 def _value(node: ast.AST, numbers: list[Fraction]) -> Fraction:
     if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-        return numbers[int(node.slice.value)]
+        index = node.slice.value
+        if isinstance(index, int):  # _parse writes the i-th number as _n[i]
+            return numbers[index]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         operand = _value(node.operand, numbers)
         return -operand if isinstance(node.op, ast.USub) else operand

@@ -52,7 +52,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rewards._budget import BudgetExceeded, time_left
 from rewards._numbers import NUMBER, prepare_numbers, to_fraction
@@ -211,8 +211,15 @@ def _tame(values: Parsed) -> Parsed:
 def _is_tame(value: Any) -> bool:
     sympy = _math_verify().sympy
     unbounded = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.Derivative)
-    counting = (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.binomial, sympy.gamma)
-    counting += (sympy.RisingFactorial, sympy.FallingFactorial)
+    counting = (
+        sympy.factorial,
+        sympy.factorial2,
+        sympy.subfactorial,
+        sympy.binomial,
+        sympy.gamma,
+        sympy.RisingFactorial,
+        sympy.FallingFactorial,
+    )
     for node in sympy.preorder_traversal(value):
         if isinstance(node, unbounded):
             return False
@@ -353,7 +360,7 @@ class _Worker:
             raise RuntimeError(f"math-verify failed in its worker: {reply['error']}")
         return reply["same"]
 
-    def _pipes(self) -> tuple[TextIO, TextIO]:
+    def _pipes(self) -> tuple[IO[str], IO[str]]:
         stdin, stdout = self.process.stdin, self.process.stdout
         if stdin is None or stdout is None:  # never: both are pipes
             raise RuntimeError("math-verify's worker has no pipes")

@@ -134,7 +134,7 @@ def tool_syntax_reward(trace: Trace, task: Task) -> Reward:
     for index, item in zip(positions, judged, strict=True):
         per_step[index] = _step_score(item, task)
     components = _components(judged, task)
-    unknowable = [item.unknowable for item in judged if not item.scorable]
+    unknowable = [item.unknowable for item in judged if not item.scorable and item.unknowable is not None]
     if unknowable:
         return _reward(None, components, per_step, "cannot tell whether a call is valid: " + unknowable[0])
     value = math.fsum(score for score in per_step if score is not None)

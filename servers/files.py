@@ -35,6 +35,7 @@ Run it over stdio with ``python -m servers.files ROOT`` (the folder is created i
 from __future__ import annotations
 
 import argparse
+import builtins
 import errno
 import json
 import os
@@ -479,7 +480,7 @@ class Folder:
             files_skipped=skipped,
         )
 
-    def _documents(self, path: str) -> tuple[list[tuple[str, str | None]], int, int]:
+    def _documents(self, path: str) -> tuple[builtins.list[tuple[str, str | None]], int, int]:
         """(path, text or None) of every file under ``path``: None where only the name is searched."""
         parts = self.parts(path)
         documents: list[tuple[str, str | None]] = []

@@ -103,10 +103,13 @@ class Limits:
     max_code_chars: int = 100_000
 
 
+Status = Literal["ok", "error", "killed", "timeout", "output_limit"]
+
+
 class RunResult(BaseModel):
     """What a program did. Failures of the program are results, not errors."""
 
-    status: Literal["ok", "error", "killed", "timeout", "output_limit"] = Field(
+    status: Status = Field(
         description="ok: exit code 0; error: another exit code; killed: ended by a signal (e.g. the CPU "
         "limit), or a process of it was killed at the sandbox's memory limit; timeout: stopped at the "
         "wall-clock limit; output_limit: stopped for printing too much."
@@ -629,7 +632,7 @@ class Sandbox:
                         selector.unregister(key.fileobj)
                         continue
                     if key.fileobj in side:
-                        side[key.fileobj] += chunk  # type: ignore[index]
+                        side[key.fileobj] += chunk
                         continue
                     room = limits.max_output_bytes - sum(len(b) for b in output.values())
                     output[key.fileobj] += chunk[:room]  # type: ignore[index]
@@ -660,6 +663,8 @@ class Sandbox:
         limits = self.limits
         exit_code: int | None = code
         signame: str | None = None
+        status: Status
+        message: str
         # bwrap reports a program ended by signal N as exit code 128 + N (as a shell does).
         with contextlib.suppress(ValueError):
             if code > 128:

@@ -220,7 +220,7 @@ class _Run:
 
         run = self
 
-        class Hooks(TrainerCallback):  # type: ignore[misc]
+        class Hooks(TrainerCallback):
             def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
                 if logs and "loss" in logs:
                     run.on_loss(state, float(logs["loss"]))
@@ -229,6 +229,8 @@ class _Run:
                 run.on_step(state, control, kwargs["model"])
 
         common = self._common_args(max_length)
+        args: Any
+        trainer: Any
         if self.data.method == "dpo":
             from trl import DPOConfig, DPOTrainer
 
@@ -399,7 +401,7 @@ def _with_lora(model: Any, options: TrainOptions) -> Any:
 
     config = LoraConfig(
         r=options.rank,
-        lora_alpha=options.alpha,
+        lora_alpha=options.alpha,  # type: ignore[arg-type]  # peft scales by alpha / r; a float works
         lora_dropout=options.dropout,
         target_modules=list(options.targets),
         task_type="CAUSAL_LM",

@@ -30,7 +30,7 @@ RESULT = "result.json"
 METRICS = "metrics.jsonl"
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary)`` then rename it to ``path``; on failure ``path`` is as it was."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
