@@ -46,11 +46,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import referencing.exceptions
-
 from rewards._bfcl import check_call, maximum_matching, same_value
 from rewards._budget import bounded, check_depth, check_time
-from rewards._schemas import schema_validator
+from rewards._validity import call_validity
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "tool_syntax"
@@ -237,34 +235,15 @@ def _argument_matches(arguments: dict[str, Any], name: str, acceptable: list[Any
 
 
 def _tool_use(step: Step, trace: Trace) -> tuple[ToolUse, str | None]:
-    """The step as the formula sees it, and why its validity cannot be told (None when it can)."""
+    """The step as the formula sees it, and why its validity cannot be told (None when it can).
+    Validity is :func:`rewards.call_validity`, the one definition the viewer shows too."""
     check_time(f"judging step {step.index}")
     call = step.call
     if call is None:
         return ToolUse(name=None, valid=False), None
     check_depth(call.arguments, f"the arguments of step {step.index}")
-    spec = trace.tool(call.name)
-    if step.action != "tool_call" or spec is None:
-        return ToolUse(name=call.name, valid=False), None
-    fits = _arguments_fit(spec.input_schema, call.arguments)
-    if isinstance(fits, str):
-        unusable = f"tool {call.name!r} has an unusable input schema: {fits}"
-        return ToolUse(name=call.name, valid=False), unusable
-    return ToolUse(name=call.name, valid=fits), None
-
-
-def _arguments_fit(schema: dict[str, Any], arguments: dict[str, Any]) -> bool | str:
-    """Whether the arguments validate against the schema; a string says why the schema is unusable."""
-    validator = schema_validator(schema)  # compiled once per schema (checking it costs ~1 ms)
-    if isinstance(validator, str):
-        return validator
-    try:
-        return validator.is_valid(arguments)
-    except referencing.exceptions.Unresolvable as exc:
-        return f"unresolvable $ref: {exc}"
-    except RecursionError:
-        # Arguments are within the depth budget, so only the schema can recurse this deep.
-        return "validating against it recurses without end (a $ref loop)"
+    validity = call_validity(trace, step)
+    return ToolUse(name=call.name, valid=validity.valid), validity.unknowable
 
 
 # --------------------------------------------------------------------------- reporting

@@ -48,12 +48,16 @@ def call_validity(trace: Trace, step: Step) -> CallValidity:
     try:
         fits = validator.is_valid(call.arguments)
     except referencing.exceptions.Unresolvable as exc:
-        return CallValidity(False, unknowable=f"tool {call.name!r}: unresolvable $ref: {exc}")
-    if fits:
-        return CallValidity(True)
-    return CallValidity(
-        False, "arguments do not fit the schema" + _first_error(spec.input_schema, call.arguments)
-    )
+        unusable = f"unresolvable $ref: {exc}"
+    except RecursionError:  # callers bound the arguments' depth, so only the schema recurses this deep
+        unusable = "validating against it recurses without end (a $ref loop)"
+    else:
+        if fits:
+            return CallValidity(True)
+        return CallValidity(
+            False, "arguments do not fit the schema" + _first_error(spec.input_schema, call.arguments)
+        )
+    return CallValidity(False, unknowable=f"tool {call.name!r} has an unusable input schema: {unusable}")
 
 
 def _first_error(schema: dict[str, Any], arguments: dict[str, Any]) -> str:
