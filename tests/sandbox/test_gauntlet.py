@@ -145,3 +145,14 @@ def test_cli_exits_1_when_the_oracle_misses_a_maximum(
 def test_cli_refuses_an_unknown_reward(sandbox_cli: Callable[..., object]) -> None:
     done = sandbox_cli("gauntlet", "--rewards", "nope")
     assert done.returncode == 2 and "unknown reward" in done.stderr  # type: ignore[attr-defined]
+
+
+def test_a_reward_declaring_an_unknown_attack_is_one_clear_error() -> None:
+    from sandbox.records import ConfigError
+
+    def reward(trace: Trace, task: Task) -> Reward:
+        return Reward(name="r", version="0", value=0.0)
+
+    reward.catches = frozenset({"nonsense"})  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"unknown attack\(s\) \['nonsense'\]"):
+        anyio.run(lambda: run_gauntlet([], {}, {"r": reward}))
