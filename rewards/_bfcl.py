@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rewards._budget import bounded, check_depth, check_time
+from rewards._budget import bounded, check_depth, check_time, declare
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "bfcl"
@@ -485,3 +485,11 @@ def _reward(
     return Reward(
         name=NAME, version=VERSION, value=value, components=components, per_step=per_step, reason=reason
     )
+
+
+# What ``sandbox gauntlet`` checks: the attacks this reward catches, and its maximum.
+declare(
+    bfcl_reward,
+    catches=frozenset({"loop", "every_tool", "guess", "broken_call"}),
+    maximum=lambda trace, task: 1.0,
+)

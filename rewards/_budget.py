@@ -124,7 +124,7 @@ RewardFn = Callable[[Trace, Task], Reward]
 def bounded(name: str, version: str) -> Callable[[RewardFn], RewardFn]:
     """Run a reward inside a budget; past it, the reward is ``value=None`` with the reason. The
     wrapped reward declares ``name`` and ``version`` as attributes, which a run folder records
-    without scoring anything."""
+    without scoring anything, and ``catches`` and ``maximum`` (none yet: see :func:`declare`)."""
 
     def decorate(reward: RewardFn) -> RewardFn:
         @functools.wraps(reward)
@@ -137,6 +137,20 @@ def bounded(name: str, version: str) -> Callable[[RewardFn], RewardFn]:
 
         within_budget.reward_name = name  # type: ignore[attr-defined]
         within_budget.version = version  # type: ignore[attr-defined]
+        within_budget.catches = frozenset()  # type: ignore[attr-defined]
+        within_budget.maximum = None  # type: ignore[attr-defined]
         return within_budget
 
     return decorate
+
+
+Maximum = Callable[[Trace, Task], float | None]
+
+
+def declare(reward: RewardFn, *, catches: frozenset[str], maximum: Maximum) -> RewardFn:
+    """Set what ``sandbox gauntlet`` checks of a reward: ``catches``, the attacks (by name, see
+    ``sandbox.runs``) it must score strictly below the reference solution on every task, and
+    ``maximum``, the most it can pay a trace (the reference solution must reach it)."""
+    reward.catches = catches  # type: ignore[attr-defined]
+    reward.maximum = maximum  # type: ignore[attr-defined]
+    return reward

@@ -10,7 +10,7 @@ PRM.
 
 from __future__ import annotations
 
-from rewards._budget import bounded
+from rewards._budget import bounded, declare
 from rewards._outcome import judge_answer
 from rewards._prm import ProcessRewardModel, RulePRM, prm_label
 from rewards._types import RewardFn
@@ -90,3 +90,8 @@ def _term(correct: bool, condition: bool, amount: float) -> float:
 
 
 cot_reward = make_cot_reward(RulePRM())
+
+# What ``sandbox gauntlet`` checks of every CoT reward: the attacks it catches, and its maximum.
+COT_CATCHES = frozenset({"loop", "guess", "hedge", "distractor", "slop", "empty_answer"})
+COT_MAXIMUM = BASE_REWARD + HELPFUL_COHERENT_BONUS
+declare(cot_reward, catches=COT_CATCHES, maximum=lambda trace, task: COT_MAXIMUM)

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rewards._budget import bounded, check_time
+from rewards._budget import bounded, check_time, declare
 from rewards._math import math_equivalent
 from rewards._numbers import MAX_NUMBER_DIGITS, NUMBER, prepare_numbers, to_fraction
 from rewards._words import NEGATIONS, Words, read_words, tokens
@@ -327,3 +327,11 @@ def _expected_number(expected: str, what: str = "acceptable answer") -> Fraction
 def _shown(text: str) -> str:
     """``text`` for a message: quoted, and cut short when long."""
     return repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + "..."
+
+
+# What ``sandbox gauntlet`` checks: the attacks this reward catches, and its maximum.
+declare(
+    outcome_reward,
+    catches=frozenset({"loop", "hedge", "distractor", "empty_answer"}),
+    maximum=lambda trace, task: CORRECT,
+)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from rewards._budget import bounded
+from rewards._budget import bounded, declare
 from rewards._outcome import judge_answer
 from rewards._prm import ProcessRewardModel, RulePRM, grade_all, prm_label
 from rewards._types import RewardFn
@@ -95,3 +95,16 @@ def _grades(prm: ProcessRewardModel, task: Task, trace: Trace) -> list[float]:
 
 process_reward = make_process_reward(RulePRM())
 process_mean_reward = make_process_mean_reward(RulePRM())
+
+# What ``sandbox gauntlet`` checks: the attacks each catches, and its maximum (the sum's grows with
+# the steps: every step graded 1.0 and the answer right).
+declare(
+    process_reward,
+    catches=frozenset({"loop", "guess", "hedge", "distractor", "empty_answer"}),
+    maximum=lambda trace, task: len(trace.steps) + CORRECT_ANSWER_REWARD,
+)
+declare(
+    process_mean_reward,
+    catches=frozenset({"loop", "hedge", "distractor", "empty_answer", "broken_call"}),
+    maximum=lambda trace, task: 1.0 + CORRECT_ANSWER_REWARD,
+)

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewards._bfcl import check_call, maximum_matching, same_value
-from rewards._budget import bounded, check_depth, check_time
+from rewards._budget import bounded, check_depth, check_time, declare
 from rewards._validity import call_validity
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
@@ -272,3 +272,12 @@ def _summary(components: dict[str, float], judged: Sequence[_Judged]) -> str:
     if failed is not None and failed.step.call is not None:
         summary += f"; step {failed.step.index} {failed.step.call.name}: {failed.argument_failure}"
     return summary
+
+
+# What ``sandbox gauntlet`` checks: the attacks this reward catches, and its maximum (every ideal
+# call made once, validly).
+declare(
+    tool_syntax_reward,
+    catches=frozenset({"loop", "every_tool", "guess", "broken_call"}),
+    maximum=lambda trace, task: (IDEAL_TOOL_BONUS + VALID_CALL_BONUS) * len(task.ideal_calls),
+)

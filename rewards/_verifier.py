@@ -29,12 +29,14 @@ of the same step objects, as the process reward does; any other call rebuilds it
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rewards._cot import make_cot_reward
+from rewards._budget import declare
+from rewards._cot import COT_CATCHES, COT_MAXIMUM, make_cot_reward
 from rewards._equations import Equation, check_equations
 from rewards._prm import INFRASTRUCTURE_ERRORS, RulePRM
 from rewards._process import make_process_reward
@@ -189,3 +191,20 @@ def _strings(value: Any) -> Iterator[str]:
 
 cot_verifier = make_cot_reward(VerifierPRM())
 process_verifier = make_process_reward(VerifierPRM())
+
+
+def _verifier_maximum(trace: Trace, task: Task) -> float:
+    """The most the verifier's process reward pays a trace: 1.0 for each step with an equation to
+    check, the neutral 0.5 for each without one, and 1.0 for the right answer."""
+    checked = [bool(check_equations(step_text(step))) for step in trace.steps]
+    steps = math.fsum(TRUE_EQUATIONS_GRADE if has else NO_EQUATION_GRADE for has in checked)
+    return steps + 1.0
+
+
+# What ``sandbox gauntlet`` checks: the attacks each catches, and its maximum.
+declare(cot_verifier, catches=COT_CATCHES, maximum=lambda trace, task: COT_MAXIMUM)
+declare(
+    process_verifier,
+    catches=frozenset({"loop", "guess", "hedge", "distractor", "empty_answer"}),
+    maximum=_verifier_maximum,
+)

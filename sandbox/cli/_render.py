@@ -21,7 +21,7 @@ from rich.table import Table
 
 from sandbox.datasets import TraceLoss
 from sandbox.records import RewardTally, Trace
-from sandbox.runs import RunSummary, ScoreSummary
+from sandbox.runs import GauntletReport, RunSummary, ScoreSummary
 from tools import ContractReport
 
 
@@ -166,6 +166,31 @@ def score_table(summary: ScoreSummary) -> Table:
     for name in summary.rewards.names():
         scored = summary.rewards.scored[name]
         table.add_row(name, f"{scored}/{summary.traces}", _signed(summary.rewards.mean(name), 3))
+    return table
+
+
+def gauntlet_table(report: GauntletReport) -> Table:
+    """Reward x attack: on how many tasks the attack scored strictly below the oracle, of those
+    where both were scored. ``*`` marks a pair the reward declares it catches; green: below on
+    every task, red: a declared pair that does not hold. Last column: the oracle at the maximum."""
+    table = Table(title="gauntlet: tasks where the attack scored below the oracle (* declared)")
+    table.add_column("reward")
+    for attack in report.attacks:
+        table.add_column(attack, justify="right")
+    table.add_column("oracle max", justify="right")
+    for reward in report.rewards:
+        cells = []
+        for attack in report.attacks:
+            pair = report.pair(reward, attack)
+            text = f"{pair.below}/{pair.scored}" + ("*" if pair.declared else " ")
+            style = "green" if pair.holds else "bold red" if pair.declared else "dim"
+            cells.append(f"[{style}]{text}[/]")
+        best = report.oracle_max(reward)
+        if best.declared:
+            best_text = f"[{'green' if best.holds else 'bold red'}]{best.reached}/{best.checked}[/]"
+        else:
+            best_text = "[dim]-[/]"
+        table.add_row(reward, *cells, best_text)
     return table
 
 

@@ -1,4 +1,4 @@
-"""The run commands: ``run``, ``generate``, ``score``, ``replay``, ``show``."""
+"""The run commands: ``run``, ``generate``, ``score``, ``replay``, ``show``, ``gauntlet``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,14 @@ from sandbox.cli._app import (
     http_options,
     task_path,
 )
-from sandbox.cli._render import RunProgress, episodes_table, render_trace, run_table, score_table
+from sandbox.cli._render import (
+    RunProgress,
+    episodes_table,
+    gauntlet_table,
+    render_trace,
+    run_table,
+    score_table,
+)
 from sandbox.records import SandboxError, read_traces
 
 
@@ -264,3 +271,39 @@ def show(
             raise SandboxError(f"{traces}: index {index} out of range (file has {len(all_traces)} traces)")
         chosen = all_traces[index]
     render_trace(chosen, console)
+
+
+@app.command()
+def gauntlet(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")] = "seed",
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')] = Path(
+        "servers/mcp.json"
+    ),
+    rewards: RewardNames = "all",
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    parallel: Annotated[int, typer.Option(help="Tasks run at once.")] = 4,
+) -> None:
+    """Run the oracle (the reference solutions) and every attack on every task, and print which
+    reward scores which attack below the oracle. Exit 1 when a reward misses an attack it declares
+    it catches, or the oracle misses a reward's maximum."""
+    from sandbox.episodes import Limits
+    from sandbox.runs import gauntlet as run_gauntlet
+
+    if max_steps < 1 or parallel < 1:
+        raise SandboxError("--max-steps and --parallel must be at least 1")
+    limits = Limits(max_steps=max_steps)
+    report = anyio.run(
+        partial(run_gauntlet, task_path(tasks), servers, rewards, limits=limits, parallel=parallel)
+    )
+    console.print(gauntlet_table(report))
+    failures = report.failures()
+    for line in failures:
+        err_console.print(f"[bold red]fails:[/] {line}", highlight=False, soft_wrap=True)
+    episodes = len(report.oracle) + len(report.attacked)
+    console.print(
+        f"{episodes} episode(s) on {len(report.tasks)} task(s); "
+        f"{sum(p.declared for p in report.pairs())} declared pair(s), {len(failures)} failure(s)",
+        highlight=False,
+    )
+    if failures:
+        raise typer.Exit(1)

@@ -6,6 +6,8 @@
   every in-flight turn into one ``llama_decode`` batch.
 - :class:`OpenAIModel` -- any OpenAI-compatible HTTP server (llama-server, vLLM, Ollama).
 - :class:`ScriptedModel` -- written turns, for unit tests of the loop.
+- :class:`OracleModel` -- plays each task's reference solution (:func:`oracle_turns`), the best
+  episode a task has; the gauntlet's baseline.
 - :class:`LlamaScorer` -- a local GGUF model as a judge's backend (next-token option log-probabilities).
 
 Model files: :func:`default_model_path` (the embedded SmolLM2-135M), :func:`check_model_file`,
@@ -26,6 +28,7 @@ from sandbox.models._files import (
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
 from sandbox.models._llama import LlamaModel
+from sandbox.models._oracle import OracleError, OracleModel, oracle_turns
 from sandbox.models._quantize import Quantized, quantize
 from sandbox.models._scorer import LlamaScorer
 from sandbox.models._scripted import ScriptedModel
@@ -41,6 +44,8 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIModel",
+    "OracleError",
+    "OracleModel",
     "Quantized",
     "RetryPolicy",
     "ScriptedModel",
@@ -53,5 +58,6 @@ __all__ = [
     "default_threads",
     "file_sha256",
     "load_llama",
+    "oracle_turns",
     "quantize",
 ]

@@ -9,9 +9,12 @@
 - :func:`score_file` (``sandbox score``): re-score traces with no episode run again.
 - :func:`replay_file` and :func:`replay_trace` (``sandbox replay``): re-run recorded episodes against
   their recorded tool results; :func:`first_difference` says where two runs part.
+- :func:`gauntlet` and :func:`run_gauntlet` (``sandbox gauntlet``): the oracle and every attack of
+  :data:`ATTACKS` on every task, a :class:`GauntletReport` of which reward catches which attack.
 - :func:`init_ray`: the Ray cluster ``sandbox generate --ray`` shards a run over.
 """
 
+from sandbox.runs._attacks import ATTACKS, Attack
 from sandbox.runs._folder import (
     CONFIG_FILE,
     TRACES_FILE,
@@ -24,6 +27,7 @@ from sandbox.runs._folder import (
     reward_versions,
     run_trace_file,
 )
+from sandbox.runs._gauntlet import GauntletReport, OracleMax, Pair, gauntlet, run_gauntlet
 from sandbox.runs._generate import RunEvents, RunSummary, generate
 from sandbox.runs._ray import init_ray
 from sandbox.runs._replay import (
@@ -50,10 +54,15 @@ from sandbox.runs._spec import (
 )
 
 __all__ = [
+    "ATTACKS",
+    "Attack",
     "CONFIG_FILE",
+    "GauntletReport",
     "HttpModelOptions",
     "ModelRef",
     "NotReplayableError",
+    "OracleMax",
+    "Pair",
     "ReplayHub",
     "ReplayModel",
     "ReplayReport",
@@ -72,6 +81,7 @@ __all__ = [
     "config_differences",
     "derive_seed",
     "first_difference",
+    "gauntlet",
     "generate",
     "init_ray",
     "model_ref",
@@ -79,6 +89,7 @@ __all__ = [
     "replay_file",
     "replay_trace",
     "reward_versions",
+    "run_gauntlet",
     "run_sample",
     "run_trace_file",
     "score_file",
