@@ -511,18 +511,18 @@ class Folder:
     def state(self) -> dict[str, object]:
         """The folder as the ``files://state`` resource shows it (module doc)."""
         files: dict[str, str | None] = {}
-        folders: list[str] = []
+        folders: set[str] = set()  # ("list" is a method of this class)
         truncated = False
         for item, info in self._walk(()):
             if len(files) + len(folders) == STATE_MAX_ENTRIES:
                 truncated = True
                 break
             if stat.S_ISDIR(info.st_mode):
-                folders.append(self._show(item))
+                folders.add(self._show(item))
             elif stat.S_ISREG(info.st_mode):
                 small = info.st_size <= STATE_FILE_BYTES
                 files[self._show(item)] = self._search_text(item) if small else None
-        return {"files": files, "folders": folders, "truncated": truncated}
+        return {"files": files, "folders": sorted(folders), "truncated": truncated}
 
     def _search_text(self, parts: tuple[str, ...]) -> str | None:
         """The text of a file for searching, or None when it is refused, binary or gone."""
