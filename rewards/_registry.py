@@ -16,6 +16,7 @@ from sandbox.records import Reward, RewardError, Task, Trace
 
 ENTRY_POINT_GROUP = "sandbox.rewards"
 
+
 def available_rewards() -> dict[str, RewardFn]:
     """Every reward registered as an entry point, by name. None registered means the project was
     never installed (its own rewards are entry points): that is one clear error, not an empty run."""
