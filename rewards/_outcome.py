@@ -45,9 +45,10 @@ the reward says it cannot score.
 each check must hold of the state the episode recorded at its end (``Trace.final_state``, read
 through MCP resources the model never sees; see :mod:`rewards._state`). A failed check makes the
 outcome 0.0, whatever the answer says, with a reason naming the check ("expected state failed:
-music music://state now_playing equals "lib-001" (found "cat-001")"); a trace that recorded no
-state cannot be scored (None). When every check holds, the answer is judged as above (a task with
-state checks and no expected answer scores 1.0).
+music music://state now_playing equals "lib-001" (found "cat-001")"). When every check holds, the
+answer is judged as above (a task with state checks and no expected answer scores 1.0). A trace
+that recorded no state (an old trace, a hub that cannot read state) still fails on a wrong answer,
+and otherwise cannot be scored (None): a right answer does not vouch for state nobody saw.
 
 Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
 """
@@ -122,11 +123,13 @@ def judge_state(trace: Trace, task: Task) -> tuple[bool | None, str]:
 def judge_outcome(trace: Trace, task: Task) -> tuple[bool | None, str]:
     """The outcome: the expected state first, then the answer (module doc); None: cannot tell."""
     state_ok, state_reason = judge_state(trace, task)
-    if state_ok is not True:
-        return state_ok, state_reason
+    if state_ok is False:
+        return False, state_reason
     if task.expected_state and not task.acceptable_answers:
-        return True, state_reason
+        return state_ok, state_reason
     correct, reason = judge_answer(trace, task)
+    if state_ok is None and correct is not False:  # a right answer cannot vouch for unseen state
+        return None, state_reason
     return correct, f"{state_reason}; {reason}" if state_reason else reason
 
 
