@@ -13,7 +13,9 @@ Each seed formula lives in its own module and reads line by line next to the see
 
 A reward that cannot score returns ``value=None`` with a reason, also when it runs past its time or
 depth budget (:func:`reward_budget`, :class:`BudgetExceeded`); one that crashes raises. Process
-reward models plug in behind :class:`ProcessRewardModel`: :class:`RulePRM` and :class:`VerifierPRM`
+reward models plug in behind :class:`ProcessRewardModel`: :class:`MilestonePRM` (tool steps graded
+by milestones reached and minefields, over recorded server state; with :class:`RulePRM` behind
+:class:`ToolAwarePRM`, the default of ``process``), :class:`RulePRM` and :class:`VerifierPRM`
 (arithmetic checked exactly) need no model, :class:`JudgePRM` reads a judge model's expected
 scores through a :class:`JudgeBackend` passed in (:func:`make_judge_rewards`);
 :func:`earliest_error` and :func:`processbench_f1` score step graders the ProcessBench way. Rewards
@@ -24,7 +26,8 @@ from rewards._bfcl import CallAttempt, CallCheck, CallMatching, bfcl_reward, che
 from rewards._budget import BudgetExceeded, reward_budget
 from rewards._cot import calculate_reward, cot_reward, make_cot_reward
 from rewards._judge import JudgeBackend, JudgePRM, OptionScore, expected_score, make_judge_rewards
-from rewards._outcome import AnswerSpecError, answers_match, outcome_reward
+from rewards._milestone import MilestonePRM, ToolAwarePRM, is_tool_task, task_milestones
+from rewards._outcome import AnswerSpecError, answers_match, judge_outcome, outcome_reward
 from rewards._prm import ProcessRewardModel, RulePRM, grade_all
 from rewards._process import (
     make_process_mean_reward,
@@ -36,6 +39,7 @@ from rewards._process import (
 )
 from rewards._processbench import earliest_error, processbench_f1
 from rewards._registry import RewardError, available_rewards, score_trace
+from rewards._state import StateVerdict, check_state
 from rewards._tool_syntax import ToolUse, arguments_match, calculate_loss_for_tool_syntax, tool_syntax_reward
 from rewards._types import RewardFn
 from rewards._validity import CallValidity, call_validity, uses_tool
@@ -50,11 +54,14 @@ __all__ = [
     "CallValidity",
     "JudgeBackend",
     "JudgePRM",
+    "MilestonePRM",
     "OptionScore",
     "ProcessRewardModel",
     "RewardError",
     "RewardFn",
     "RulePRM",
+    "StateVerdict",
+    "ToolAwarePRM",
     "ToolUse",
     "VerifierPRM",
     "answers_match",
@@ -65,10 +72,13 @@ __all__ = [
     "calculate_reward",
     "call_validity",
     "check_call",
+    "check_state",
     "cot_reward",
     "earliest_error",
     "expected_score",
     "grade_all",
+    "is_tool_task",
+    "judge_outcome",
     "make_cot_reward",
     "make_judge_rewards",
     "make_process_mean_reward",
@@ -82,6 +92,7 @@ __all__ = [
     "processbench_f1",
     "reward_budget",
     "score_trace",
+    "task_milestones",
     "tool_syntax_reward",
     "uses_tool",
 ]

@@ -39,7 +39,18 @@ hedge. Three rules, applied before the match counts:
 A task with no expected answer cannot be scored (value None); an episode with no final answer scores
 0.0. An acceptable answer or distractor that is not a number under ``number``, or a distractor that
 is also acceptable, is the task's fault: :func:`answers_match` raises :class:`AnswerSpecError`, and
-the reward says it cannot score. Version 2 (was 1): tokens split at symbols, and the three rules.
+the reward says it cannot score.
+
+**The world before the words.** A task with ``expected_state`` is judged on the servers' state first:
+each check must hold of the state the episode recorded at its end (``Trace.final_state``, read
+through MCP resources the model never sees; see :mod:`rewards._state`). A failed check makes the
+outcome 0.0, whatever the answer says, with a reason naming the check ("expected state failed:
+music music://state now_playing equals "lib-001" (found "cat-001")"). When every check holds, the
+answer is judged as above (a task with state checks and no expected answer scores 1.0). A trace
+that recorded no state (an old trace, a hub that cannot read state) still fails on a wrong answer,
+and otherwise cannot be scored (None): a right answer does not vouch for state nobody saw.
+
+Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
 """
 
 from __future__ import annotations
@@ -52,11 +63,12 @@ from fractions import Fraction
 from rewards._budget import bounded, check_time, declare
 from rewards._math import math_equivalent
 from rewards._numbers import MAX_NUMBER_DIGITS, NUMBER, prepare_numbers, to_fraction
+from rewards._state import check_state, describe_check
 from rewards._words import NEGATIONS, Words, read_words, tokens
 from sandbox.records import AnswerMatch, Reward, Task, Trace
 
 NAME = "outcome"
-VERSION = "2"
+VERSION = "3"
 
 CORRECT = 1.0
 WRONG = 0.0
@@ -79,14 +91,46 @@ class Verdict:
 
 @bounded(NAME, VERSION)
 def outcome_reward(trace: Trace, task: Task) -> Reward:
-    """1.0 when ``trace.final_answer`` gives the task's answer without hedging, else 0.0 (module doc)."""
-    correct, reason = judge_answer(trace, task)
+    """1.0 when the servers' final state passes the task's checks and ``trace.final_answer`` gives
+    the task's answer without hedging, else 0.0 (module doc)."""
+    correct, reason = judge_outcome(trace, task)
     if correct is None:
         return Reward(name=NAME, version=VERSION, value=None, reason=reason)
     value = CORRECT if correct else WRONG
-    return Reward(
-        name=NAME, version=VERSION, value=value, components={"answer_correct": value}, reason=reason
-    )
+    components = {"answer_correct": value}
+    if task.expected_state:
+        components["state_correct"] = float(not reason.startswith(STATE_FAILED))
+    return Reward(name=NAME, version=VERSION, value=value, components=components, reason=reason)
+
+
+STATE_FAILED = "expected state failed"
+
+
+def judge_state(trace: Trace, task: Task) -> tuple[bool | None, str]:
+    """Whether every ``expected_state`` check holds of the trace's final state (None: no state was
+    recorded), and why; (True, "") for a task without checks."""
+    if not task.expected_state:
+        return True, ""
+    if not trace.final_state:
+        return None, "cannot score: the trace recorded no server state, which expected_state needs"
+    for check in task.expected_state:
+        verdict = check_state(check, trace.final_state)
+        if not verdict.holds:
+            return False, f"{STATE_FAILED}: {check.server} {describe_check(check)} ({verdict.reason})"
+    return True, f"expected state holds ({len(task.expected_state)} check(s))"
+
+
+def judge_outcome(trace: Trace, task: Task) -> tuple[bool | None, str]:
+    """The outcome: the expected state first, then the answer (module doc); None: cannot tell."""
+    state_ok, state_reason = judge_state(trace, task)
+    if state_ok is False:
+        return False, state_reason
+    if task.expected_state and not task.acceptable_answers:
+        return state_ok, state_reason
+    correct, reason = judge_answer(trace, task)
+    if state_ok is None and correct is not False:  # a right answer cannot vouch for unseen state
+        return None, state_reason
+    return correct, f"{state_reason}; {reason}" if state_reason else reason
 
 
 def judge_answer(trace: Trace, task: Task) -> tuple[bool | None, str]:

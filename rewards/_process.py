@@ -9,8 +9,18 @@
 ``per_step`` holds each step's grade (given the steps before it), in [0, 1]. When the outcome cannot
 be judged (the task has no expected answer) the value is None, the reason says why, and ``per_step``
 is still reported. Both run in time linear in the steps (:func:`rewards._prm.grade_all`) and within
-the reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's version 2 rules
-decide the outcome term.
+the reward budget (:mod:`rewards._budget`).
+
+The bundled ``process`` and ``process_mean`` grade steps with :class:`rewards.ToolAwarePRM`: the
+milestone PRM on tool tasks (progress: a step earns 1.0 when it reaches a milestone not reached
+before), the rule PRM elsewhere. A PRM with a ``minefield(task, steps, tools)`` method (the milestone
+PRM) can end the reward: when a step stepped on one of the task's minefields, the value is the
+reward's minimum, 0.0, whatever the answer, with ``components["minefield"] = 1.0`` and a reason
+naming it. A PRM with ``grade_trace(trace, task)`` is given the whole trace (its tool schemas).
+
+Version 3 (was 2): the outcome term checks ``expected_state`` first (outcome version 3), the
+minefield rule, and the tool-aware default grader. Version 2 (was 1): the outcome reward's version 2
+rules decide the outcome term.
 """
 
 from __future__ import annotations
@@ -19,17 +29,19 @@ import math
 from collections.abc import Callable, Sequence
 
 from rewards._budget import bounded, declare
-from rewards._outcome import judge_answer
-from rewards._prm import ProcessRewardModel, RulePRM, grade_all, prm_label
+from rewards._milestone import ToolAwarePRM
+from rewards._outcome import judge_outcome
+from rewards._prm import ProcessRewardModel, grade_all, prm_label
 from rewards._types import RewardFn
 from sandbox.records import Reward, Task, Trace
 
 NAME = "process"
 MEAN_NAME = "process_mean"
-VERSION = "2"
+VERSION = "3"
 
 CORRECT_ANSWER_REWARD = 1.0
 WRONG_ANSWER_REWARD = 0.0
+MINEFIELD_REWARD = 0.0  # the least either total can be
 
 
 def process_total(step_rewards: Sequence[float], answer_correct: bool) -> float:
@@ -66,12 +78,17 @@ def _make(name: str, total: Total, prm: ProcessRewardModel, doc: str) -> RewardF
     def process_reward(trace: Trace, task: Task) -> Reward:
         grades = _grades(prm, task, trace)
         components = {"step_sum": math.fsum(grades), "steps": float(len(grades))}
-        correct, reason = judge_answer(trace, task)
+        correct, reason = judge_outcome(trace, task)
         value = None
         if correct is not None:
             components["answer_correct"] = float(correct)
             value = total(grades, correct)
         per_step: list[float | None] = list(grades)
+        mine = _minefield(prm, task, trace)
+        if mine is not None:
+            components["minefield"] = 1.0
+            value = MINEFIELD_REWARD
+            reason = f"minefield: {mine}; {reason}"
         return Reward(
             name=name, version=version, value=value, components=components, per_step=per_step, reason=reason
         )
@@ -80,9 +97,15 @@ def _make(name: str, total: Total, prm: ProcessRewardModel, doc: str) -> RewardF
     return process_reward
 
 
+def _minefield(prm: ProcessRewardModel, task: Task, trace: Trace) -> str | None:
+    finder = getattr(prm, "minefield", None)
+    return finder(task, trace.steps, trace.tools) if callable(finder) else None
+
+
 def _grades(prm: ProcessRewardModel, task: Task, trace: Trace) -> list[float]:
     """The PRM's grade of every step; a grade outside [0, 1] is the PRM's bug, raised."""
-    grades = grade_all(prm, task, trace.steps)
+    whole = getattr(prm, "grade_trace", None)
+    grades = list(whole(trace, task)) if callable(whole) else grade_all(prm, task, trace.steps)
     if len(grades) != len(trace.steps):
         raise ValueError(f"PRM {prm_label(prm)} gave {len(grades)} grades for {len(trace.steps)} steps")
     for index, grade in enumerate(grades):
@@ -93,8 +116,8 @@ def _grades(prm: ProcessRewardModel, task: Task, trace: Trace) -> list[float]:
     return grades
 
 
-process_reward = make_process_reward(RulePRM())
-process_mean_reward = make_process_mean_reward(RulePRM())
+process_reward = make_process_reward(ToolAwarePRM())
+process_mean_reward = make_process_mean_reward(ToolAwarePRM())
 
 # What ``sandbox gauntlet`` checks: the attacks each catches, and its maximum (the sum's grows with
 # the steps: every step graded 1.0 and the answer right).

@@ -29,6 +29,12 @@ truncating anything.
 Searches (substring or regular expression, over file names and contents) run their matching in a short
 child process with a time limit, so a pathological regular expression cannot stall the server.
 
+The folder's state is also an MCP resource, ``files://state`` (JSON: ``files`` maps each file's
+path to its text, or null when it is binary, hard-linked or over :data:`STATE_FILE_BYTES`;
+``folders`` lists the folders; at most :data:`STATE_MAX_ENTRIES` entries, ``truncated`` says when
+cut). Resources are not tools: a model shown the tool list never sees it; the sandbox reads it to
+check a task's ``expected_state``.
+
 Run it over stdio with ``python -m servers.files ROOT`` (the folder is created if missing).
 """
 
@@ -61,6 +67,9 @@ MAX_PATTERN_CHARS = 200
 SEARCH_FILE_BYTES = 1_000_000  # larger files are skipped by search
 SEARCH_BUDGET_BYTES = 20_000_000  # file content one search reads at most
 MATCH_TEXT_CHARS = 200  # a matching line is shown up to this many characters
+STATE_URI = "files://state"
+STATE_FILE_BYTES = 100_000  # a larger file's text is not in the state resource (null)
+STATE_MAX_ENTRIES = 1_000  # files and folders the state resource lists at most
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not wait for a writer; the file type is checked right after.
@@ -500,6 +509,22 @@ class Folder:
                 documents.append((self._show(item), text))
         return documents, searched, skipped
 
+    def state(self) -> dict[str, object]:
+        """The folder as the ``files://state`` resource shows it (module doc)."""
+        files: dict[str, str | None] = {}
+        folders: set[str] = set()  # ("list" is a method of this class)
+        truncated = False
+        for item, info in self._walk(()):
+            if len(files) + len(folders) == STATE_MAX_ENTRIES:
+                truncated = True
+                break
+            if stat.S_ISDIR(info.st_mode):
+                folders.add(self._show(item))
+            elif stat.S_ISREG(info.st_mode):
+                small = info.st_size <= STATE_FILE_BYTES
+                files[self._show(item)] = self._search_text(item) if small else None
+        return {"files": files, "folders": sorted(folders), "truncated": truncated}
+
     def _search_text(self, parts: tuple[str, ...]) -> str | None:
         """The text of a file for searching, or None when it is refused, binary or gone."""
         try:
@@ -644,6 +669,11 @@ def make_server(root: str | Path, limits: FileLimits | None = None) -> MCPServer
     ) -> SearchResults:
         """Find files whose name matches the query, and lines of text files that contain it."""
         return folder.search(query, path, regex, case_sensitive)
+
+    @server.resource(STATE_URI, name="state", mime_type="application/json")
+    def state() -> str:
+        """The folder's files and their text (not a tool: what the sandbox checks)."""
+        return json.dumps(folder.state())
 
     return server
 

@@ -9,11 +9,17 @@ The data has no clock: "today" is 2026-11-26 and the session starts at 20:00; ea
 one minute after the previous one. State (what is playing, the history) lives in one
 :class:`MusicPlayer` per server object, so :func:`make_server` gives a fresh player each time.
 
+The player's state is also an MCP resource, ``music://state`` (JSON: ``now_playing``, the id of the
+track playing or null; ``started_at``; ``session_plays``, the ids played since the server started,
+oldest first; ``total_plays``). Resources are not tools: a model that is shown the tool list never
+sees it; the sandbox reads it after each step to check a task's ``expected_state``.
+
 Run it over stdio with ``python -m servers.music``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -27,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 TODAY = "2026-11-26"
 SESSION_START = datetime(2026, 11, 26, 20, 0)
+STATE_URI = "music://state"
 
 
 # --------------------------------------------------------------------------- records
@@ -156,6 +163,7 @@ class MusicPlayer:
         self._now: Track | None = None
         self._started_at: str | None = None
         self._clock = SESSION_START
+        self._session_plays: list[str] = []
 
     def _play_record(self, track_id: str, played_at: str) -> Play:
         track = self._tracks[track_id]
@@ -178,6 +186,7 @@ class MusicPlayer:
         self._clock += timedelta(minutes=1)  # no real clock: keeps plays ordered and deterministic
         self._now, self._started_at = track, started_at
         self._history.append(self._play_record(track.id, started_at))
+        self._session_plays.append(track.id)
         logger.info("playing %s (%s - %s)", track.id, track.artist, track.title)
         return self.now_playing()
 
@@ -189,6 +198,15 @@ class MusicPlayer:
         """The last ``limit`` plays, most recent first."""
         plays = list(reversed(self._history))[:limit]
         return RecentlyPlayed(plays=plays, total_plays=len(self._history))
+
+    def state(self) -> dict[str, object]:
+        """The player's state as the ``music://state`` resource shows it (module doc)."""
+        return {
+            "now_playing": self._now.id if self._now is not None else None,
+            "started_at": self._started_at,
+            "session_plays": list(self._session_plays),
+            "total_plays": len(self._history),
+        }
 
 
 # --------------------------------------------------------------------------- the server
@@ -248,6 +266,11 @@ def make_server() -> MCPServer:
     async def now_playing() -> NowPlaying:
         """The track playing right now, if any."""
         return player.now_playing()
+
+    @server.resource(STATE_URI, name="state", mime_type="application/json")
+    async def state() -> str:
+        """The player's state (not a tool: what the sandbox checks, never shown to the model)."""
+        return json.dumps(player.state())
 
     return server
 

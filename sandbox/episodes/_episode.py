@@ -6,6 +6,11 @@ ends the episode. The episode also ends at ``max_steps``, when the token budget 
 the context is full, and the trace records which.
 
 The transcript only grows (append-only), so llama.cpp reuses the KV cache of every earlier turn.
+
+Server state. When the task has state checks (``expected_state``, state milestones or minefields)
+and the hub can read state (a ``read_state(server, uri)`` method, as ``EpisodeHub`` has), the
+resources they name are read after every step that made a call (``Step.state``) and once more at
+the end (``Trace.final_state``), through the episode's own connections. The model never sees them.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import functools
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sandbox.models import Model, ModelRequest
 from sandbox.records import (
@@ -25,6 +31,7 @@ from sandbox.records import (
     Sampling,
     SandboxError,
     ServerInfo,
+    ServerState,
     Step,
     StopReason,
     Task,
@@ -99,6 +106,8 @@ async def run_episode(
         Message(role="user", content=task.prompt),
     ]
     grammar = grammar_for(tools) if mode == "constrained" else None
+    reader: StateReader | None = getattr(hub, "read_state", None)
+    resources = task.state_resources if reader is not None else []
     steps: list[Step] = []
     final_answer: str | None = None
     stop: StopReason = "max_steps"
@@ -163,9 +172,10 @@ async def run_episode(
             result = await hub.call(
                 parsed.call.name, parsed.call.arguments, servers=task.servers, timeout=limits.call_timeout
             )
-            step = step.model_copy(
-                update={"result": result, "tool_seconds": time.perf_counter() - call_started}
-            )
+            update: dict[str, Any] = {"result": result, "tool_seconds": time.perf_counter() - call_started}
+            if reader is not None and resources:
+                update["state"] = await read_states(reader, resources)
+            step = step.model_copy(update=update)
             shown = f"ERROR: {result.text}" if result.is_error else result.text
             messages.append(
                 Message(
@@ -180,6 +190,7 @@ async def run_episode(
         steps.append(step)
     else:
         stop = "max_steps"
+    final_state = await read_states(reader, resources) if reader is not None and resources else {}
     return Trace(
         id=f"{task.id}:{sample}:{uuid.uuid4().hex[:8]}",
         task_id=task.id,
@@ -195,12 +206,25 @@ async def run_episode(
         final_answer=final_answer,
         stop_reason=stop,
         error=error,
+        final_state=final_state,
         wall_seconds=time.perf_counter() - started,
         model_seconds=sum(s.model_seconds for s in steps),
         tool_seconds=sum(s.tool_seconds for s in steps),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=code_version(),
     )
+
+
+StateReader = Callable[[str, str], Awaitable[Any]]
+"""``read_state(server, uri)``: a resource's JSON document, or None when it cannot be read."""
+
+
+async def read_states(reader: StateReader, resources: Sequence[tuple[str, str]]) -> ServerState:
+    """Each ``(server, uri)`` read through ``reader``, as server -> uri -> JSON (None: not read)."""
+    state: ServerState = {}
+    for server, uri in resources:
+        state.setdefault(server, {})[uri] = await reader(server, uri)
+    return state
 
 
 def _retry_note(reason: str) -> str:

@@ -278,6 +278,21 @@ class _Slot:
             return failure
         return _tool_result(result)
 
+    async def read_state(self, uri: str, timeout: float) -> Any:
+        """The JSON document of resource ``uri`` on this server, or None when it cannot be read
+        (no connection, no such resource, not JSON, no answer within ``timeout``). Never raises."""
+        connection = self.connection
+        if connection is None or connection.client is None:
+            return None
+        with anyio.move_on_after(timeout):
+            try:
+                result = await connection.client.read_resource(uri)
+                text = next((getattr(part, "text", None) for part in result.contents), None)
+                return json.loads(text) if isinstance(text, str) else None
+            except Exception:  # a state read must never end the episode: the check says "not read"
+                return None
+        return None
+
     async def _after_failure(self, failed: _Connection, failure: ToolResult) -> ToolResult:
         try:
             await self._restart(failed)
@@ -581,6 +596,15 @@ class EpisodeHub:
     ) -> ToolResult:
         """Call a tool. Every failure comes back as an ``is_error`` result; nothing raises."""
         return await self._hub._dispatch(self._slots, name, arguments, self._allowed(servers), timeout)
+
+    async def read_state(self, server: str, uri: str, *, timeout: float | None = None) -> Any:
+        """The JSON document of resource ``uri`` on ``server``, read through this episode's own
+        connection (a stateful server's state is this episode's alone); None when it cannot be
+        read. Resources are not tools: the model never sees this channel."""
+        slot = self._slots.get(server)
+        if slot is None:
+            return None
+        return await slot.read_state(uri, timeout or self._hub.call_timeout)
 
     def _allowed(self, servers: Sequence[str] | None) -> list[str]:
         if servers is None:

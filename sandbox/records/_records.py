@@ -129,6 +129,17 @@ class Task(_Record):
         return bool(self.ideal_calls)
 
     @property
+    def state_resources(self) -> list[tuple[str, str]]:
+        """The ``(server, resource)`` pairs that the task's state checks read (expected state,
+        milestones, minefields), sorted, each once: what the episode records after each call."""
+        checks = [
+            *self.expected_state,
+            *(milestone.state for milestone in self.milestones if milestone.state is not None),
+            *(minefield.state for minefield in self.minefields if minefield.state is not None),
+        ]
+        return sorted({(check.server, check.resource) for check in checks})
+
+    @property
     def acceptable_answers(self) -> list[str]:
         if self.expected_answer is None:
             return []
@@ -204,6 +215,10 @@ class Usage(_Record):
     completion_tokens: int = 0
 
 
+ServerState = dict[str, dict[str, Any]]
+"""Server state read through MCP resources: server name -> resource URI -> its JSON document."""
+
+
 class Step(_Record):
     """One assistant turn: free thoughts, then exactly one action, and what the action returned."""
 
@@ -219,6 +234,9 @@ class Step(_Record):
     usage: Usage = Field(default_factory=Usage)
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
+    # After a call: the server state the task's checks read, as it was once the call returned
+    # (server -> resource -> JSON, None where it could not be read); None when nothing was read.
+    state: ServerState | None = None
 
     @property
     def is_error(self) -> bool:
@@ -303,6 +321,9 @@ class Trace(_Record):
     final_answer: str | None = None
     stop_reason: StopReason
     error: str | None = None
+    # The server state the task's checks read, when the episode ended (see ``Step.state``); empty
+    # when the task has no state check or the hub cannot read state.
+    final_state: ServerState = Field(default_factory=dict)
     rewards: dict[str, Reward] = Field(default_factory=dict)
     wall_seconds: float = 0.0
     model_seconds: float = 0.0

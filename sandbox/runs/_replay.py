@@ -7,7 +7,9 @@ episode loop (``run_episode``) with two stand-ins:
   and model time, then ends the episode the way it ended: a full context or a model failure is
   raised again from its recorded message (the failure itself is not re-run);
 * :class:`ReplayHub` lists the recorded tools and servers and answers each call with its recorded
-  result: the first unused recorded call with the same tool name and the same arguments.
+  result: the first unused recorded call with the same tool name and the same arguments, and each
+  state read with the server state recorded beside that result (``Step.state``; before any call,
+  the recorded ``final_state`` of a trace that made none), so recorded snapshots are kept.
 
 The loop rebuilds the transcript (system prompt, retry notes, tool messages), so under unchanged code
 a replayed trace has the original's messages, steps, answer and stop reason, and scores exactly as it
@@ -44,6 +46,7 @@ from sandbox.records import (
     ContextFullError,
     ModelInfo,
     ServerInfo,
+    ServerState,
     Step,
     ToolResult,
     ToolSpec,
@@ -58,7 +61,17 @@ from sandbox.runs._score import ScoreSummary
 
 NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"
 # What a step must repeat for a replay to count as reproducing the recording (timings excluded).
-_STEP_FIELDS = ("raw_text", "thought", "action", "call", "parse_error", "answer", "result", "finish_reason")
+_STEP_FIELDS = (
+    "raw_text",
+    "thought",
+    "action",
+    "call",
+    "parse_error",
+    "answer",
+    "result",
+    "finish_reason",
+    "state",
+)
 
 
 class NotReplayableError(ValueError):
@@ -106,11 +119,15 @@ class ReplayHub:
     def __init__(self, trace: Trace) -> None:
         self._tools = list(trace.tools)
         self._servers = list(trace.servers)
+        recorded = [step for step in trace.steps if step.call is not None and step.result is not None]
         self._recorded = [
             (step.call.name, _key(step.call.arguments), step.result)
-            for step in trace.steps
+            for step in recorded
             if step.call is not None and step.result is not None
         ]
+        self._states = [step.state for step in recorded]
+        # Before any call the state is the initial one: recorded only as a call-free trace's final state.
+        self._state: ServerState | None = None if recorded else trace.final_state
         self._used: set[int] = set()
         self.unrecorded = 0
 
@@ -136,10 +153,16 @@ class ReplayHub:
         for index, (recorded_name, recorded_key, result) in enumerate(self._recorded):
             if index not in self._used and recorded_name == name and recorded_key == key:
                 self._used.add(index)
+                self._state = self._states[index]
                 return result
         self.unrecorded += 1
+        self._state = None  # an unrecorded call may have changed the state: it is not known
         text = NOT_RECORDED.format(name=name, arguments=key)
         return ToolResult(text=text, is_error=True, error_kind="not_recorded")
+
+    async def read_state(self, server: str, uri: str, *, timeout: float | None = None) -> Any:
+        """The state recorded with the result handed out last (module doc); None when not recorded."""
+        return (self._state or {}).get(server, {}).get(uri)
 
 
 def check_replayable(trace: Trace) -> None:
@@ -189,7 +212,7 @@ def first_difference(recorded: Trace, replayed: Trace) -> str | None:
                 return f"step {before.index}: {name} was {_short(before, name)}, now {_short(after, name)}"
     if len(recorded.steps) != len(replayed.steps):
         return f"{len(recorded.steps)} step(s) recorded, {len(replayed.steps)} replayed"
-    for name in ("stop_reason", "final_answer", "error"):
+    for name in ("stop_reason", "final_answer", "error", "final_state"):
         if getattr(recorded, name) != getattr(replayed, name):
             return f"{name} was {getattr(recorded, name)!r}, now {getattr(replayed, name)!r}"
     if len(recorded.messages) != len(replayed.messages):

@@ -6,8 +6,13 @@ any task.
 
 from __future__ import annotations
 
+import functools
+import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from _reward_builders import answer, call, task, trace
 from hypothesis import assume, given, settings
@@ -32,9 +37,38 @@ SEED = {
 }
 
 
+@functools.cache
+def solved_state(task_id: str) -> str:
+    """The state (as JSON) the task's reference solution leaves on the real server, read through its
+    resources: what a right episode of a state task records, so its answers can be judged here."""
+    from mcp import Client
+
+    from servers.files import make_server as files_server
+    from servers.music import make_server as music_server
+
+    seed = SEED[task_id]
+    makers = {"music": music_server, "files": lambda: files_server(tempfile.mkdtemp(prefix="honest-"))}
+
+    async def run() -> dict[str, Any]:
+        (server,) = seed.servers
+        state: dict[str, Any] = {}
+        async with Client(makers[server]()) as client:
+            for step in seed.solution:
+                assert not (await client.call_tool(step.name, step.arguments)).is_error
+            for name, uri in seed.state_resources:
+                text = (await client.read_resource(uri)).contents[0].text  # type: ignore[union-attr]
+                state.setdefault(name, {})[uri] = json.loads(text)
+        return state
+
+    return json.dumps(anyio.run(run))
+
+
 def outcome(task_id: str, final: str) -> float | None:
     seed = SEED[task_id]
-    return outcome_reward(trace(seed, [answer(0, final)]), seed).value
+    the_trace = trace(seed, [answer(0, final)])
+    if seed.expected_state:
+        the_trace = the_trace.model_copy(update={"final_state": json.loads(solved_state(task_id))})
+    return outcome_reward(the_trace, seed).value
 
 
 # --------------------------------------------------------------------------- the seed's stories
@@ -95,7 +129,7 @@ NATURAL_RIGHT_ANSWERS = {
 
 
 def test_every_seed_task_has_natural_right_answers_here() -> None:
-    assert set(NATURAL_RIGHT_ANSWERS) == set(SEED)
+    assert set(NATURAL_RIGHT_ANSWERS) == {seed.id for seed in SEED.values() if seed.acceptable_answers}
 
 
 @pytest.mark.parametrize(
@@ -106,7 +140,11 @@ def test_natural_right_answers_to_every_seed_task_pass(task_id: str, final: str)
 
 
 def test_every_seed_task_with_a_text_answer_lists_distractors() -> None:
-    text = [seed for seed in SEED.values() if seed.answer_match in ("exact", "contains")]
+    text = [
+        seed
+        for seed in SEED.values()
+        if seed.answer_match in ("exact", "contains") and seed.acceptable_answers
+    ]
     assert text and all(seed.distractors for seed in text)
     for seed in text:
         for wrong in seed.distractors:

@@ -1,12 +1,14 @@
 """The loop, driven by a scripted model over real in-memory MCP servers."""
 
+from pathlib import Path
+
 import anyio
 import pytest
 
 from sandbox.episodes import Limits, run_episode
-from sandbox.hub import ToolHub
+from sandbox.hub import ToolHub, load_config
 from sandbox.models import ModelRequest, ScriptedModel
-from sandbox.records import ContextFullError, Task
+from sandbox.records import ContextFullError, Minefield, StateCheck, Task, Trace
 
 CALL = '<think>need data</think>\n<tool_call>\n{{"name": "{name}", "arguments": {args}}}\n</tool_call>'
 
@@ -128,3 +130,84 @@ async def test_episodes_run_concurrently_while_tools_wait(hub) -> None:  # type:
                 group.start_soon(one, task)
     assert sorted(t.task_id for t in results) == ["t0", "t1", "t2", "t3"]
     assert all(t.final_answer == "6" for t in results)
+
+
+# --------------------------------------------------------------------------- server state
+
+
+ROOT = Path(__file__).resolve().parents[2]
+STATEFUL = {
+    "music": {"command": "python", "args": ["-m", "servers.music"], "cwd": str(ROOT), "stateful": True},
+    "files": {
+        "command": "python",
+        "args": ["-m", "servers.files", "{state_dir}"],
+        "cwd": str(ROOT),
+        "stateful": True,
+    },
+}
+PLAY_TOXIC = Task(
+    id="toxic",
+    prompt="Hey, play Toxic",
+    servers=["music", "files"],
+    expected_answer="BoyWithUke",
+    answer_match="contains",
+    expected_state=[
+        StateCheck(server="music", resource="music://state", path="now_playing", value="lib-001")
+    ],
+    minefields=[
+        Minefield(
+            state=StateCheck(server="files", resource="files://state", path="files.notes.txt", op="exists")
+        )
+    ],
+)
+
+
+def _call(name: str, arguments: str) -> str:
+    return CALL.format(name=name, args=arguments)
+
+
+@pytest.mark.anyio
+async def test_state_is_read_after_each_call_and_at_the_end_over_stdio() -> None:
+    model = ScriptedModel(
+        [
+            _call("play", '{"track_id": "cat-001"}'),
+            _call("write_file", '{"path": "notes.txt", "content": "hi"}'),
+            _call("play", '{"track_id": "lib-001"}'),
+            "<answer>Playing Toxic by BoyWithUke</answer>",
+        ]
+    )
+    async with ToolHub(load_config({"mcpServers": STATEFUL})) as hub:
+        async with hub.episode(PLAY_TOXIC.servers) as episode:
+            trace = await run_episode(PLAY_TOXIC, model, episode)
+        shared = await hub.call("now_playing", {})
+    states = [step.state for step in trace.steps]
+    assert states[0] is not None and states[0]["music"]["music://state"]["now_playing"] == "cat-001"
+    assert states[0]["files"]["files://state"]["files"] == {}
+    assert states[1] is not None and states[1]["files"]["files://state"]["files"] == {"notes.txt": "hi"}
+    assert states[3] is None  # the answer made no call
+    music = trace.final_state["music"]["music://state"]
+    assert music["now_playing"] == "lib-001" and music["session_plays"] == ["cat-001", "lib-001"]
+    assert shared.structured is not None and not shared.structured["playing"]  # the episode's own session
+    assert {tool.name for tool in trace.tools}.isdisjoint({"state", "music://state"})
+    again = Trace.model_validate_json(trace.model_dump_json())
+    assert again.final_state == trace.final_state and again.steps[1].state == trace.steps[1].state
+
+
+@pytest.mark.anyio
+async def test_a_task_without_state_checks_reads_nothing(hub) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel([_call("calculate", '{"expression": "1+1"}'), "<answer>2</answer>"])
+    trace = await run_episode(TASK, model, hub)
+    assert trace.final_state == {} and trace.steps[0].state is None
+
+
+def test_old_traces_without_state_still_load() -> None:
+    old = {
+        "id": "x",
+        "task_id": "t1",
+        "task": TASK.model_dump(),
+        "model": {"name": "m"},
+        "stop_reason": "answer",
+        "steps": [{"index": 0, "raw_text": "<answer>369</answer>", "action": "answer", "answer": "369"}],
+    }
+    trace = Trace.model_validate(old)
+    assert trace.final_state == {} and trace.steps[0].state is None

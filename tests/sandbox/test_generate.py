@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox.models import ModelRequest, ScriptedModel, file_sha256
-from sandbox.records import ConfigError, Task, cut_partial_tail, partial_tail, read_traces
+from sandbox.records import ConfigError, StateCheck, Task, cut_partial_tail, partial_tail, read_traces
 from sandbox.runs import CONFIG_FILE, TRACES_FILE, RunConfig, derive_seed, generate, select_rewards
 from tests.sandbox.run_fixtures import (
     NO_SERVER_TASKS,
@@ -300,7 +300,14 @@ async def test_concurrent_samples_of_a_stateful_server_keep_their_own_state(tmp_
             return '<tool_call>\n{"name": "now_playing", "arguments": {}}\n</tool_call>'
         return "<answer>done</answer>"
 
-    task = Task(id="play", prompt="Play something and tell me what is playing.", servers=["music"])
+    task = Task(
+        id="play",
+        prompt="Play something and tell me what is playing.",
+        servers=["music"],
+        expected_state=[
+            StateCheck(server="music", resource="music://state", path="now_playing", op="exists")
+        ],
+    )
     run_options = options(tmp_path, [task], n=3, parallel=3, rewards="tool_syntax")
     music = {"command": "python", "args": ["-m", "servers.music"], "cwd": str(ROOT), "stateful": True}
     run_options.servers.write_text(json.dumps({"mcpServers": {"music": music}}))
@@ -312,3 +319,5 @@ async def test_concurrent_samples_of_a_stateful_server_keep_their_own_state(tmp_
         now = trace.steps[1].result
         assert now is not None and not now.is_error and names[own] in now.text
         assert all(names[other] not in now.text for other in tracks if other != own)
+        # the state each episode recorded is its own session's, through the resource
+        assert trace.final_state["music"]["music://state"]["session_plays"] == [own]

@@ -295,3 +295,30 @@ def test_cli_replays_a_file(sandbox_cli: Cli, tmp_path: Path) -> None:
         refused = sandbox_cli("replay", *args)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert read_traces(out) == [replayed]
+
+
+@pytest.mark.anyio
+async def test_recorded_state_snapshots_are_kept_by_a_replay() -> None:
+    from sandbox.records import StateCheck
+    from servers.music import make_server
+
+    task = Task(
+        id="play",
+        prompt="Play Flowers",
+        servers=["music"],
+        expected_answer="Flowers",
+        answer_match="contains",
+        expected_state=[
+            StateCheck(server="music", resource="music://state", path="now_playing", value="lib-010")
+        ],
+    )
+    play = '<tool_call>\n{{"name": "play", "arguments": {{"track_id": "{t}"}}}}\n</tool_call>'
+    turns = [play.format(t="lib-002"), play.format(t="lib-010"), "<answer>Flowers</answer>"]
+    async with ToolHub.in_memory({"music": make_server}) as hub, hub.episode(task.servers) as episode:
+        original = await run_episode(task, ScriptedModel(turns), episode)
+    assert original.final_state["music"]["music://state"]["now_playing"] == "lib-010"
+    replayed = await replay_trace(original)
+    assert_same_episode(original, replayed)
+    assert replayed.final_state == original.final_state
+    assert [step.state for step in replayed.steps] == [step.state for step in original.steps]
+    assert replayed.steps[0].state is not None

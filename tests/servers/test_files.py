@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -442,3 +443,29 @@ async def test_files_over_stdio_through_the_hub(tmp_path: Path) -> None:
     assert escape.is_error and "outside the root" in escape.text
     assert not after.is_error
     assert (root / "hello.txt").read_text() == "hi from stdio"
+
+
+# --------------------------------------------------------------------------- the state resource
+
+
+async def _state(client: Client) -> dict[str, Any]:
+    result = await client.read_resource("files://state")
+    return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_state_resource_shows_files_and_text_but_not_outside(root: Path, outside: Path) -> None:
+    (root / "link").symlink_to(outside / "secret.txt")
+    async with Client(make_server(root)) as client:
+        await _ok(client, "write_file", {"path": "todo/list.txt", "content": "buy milk\n"})
+        state = await _state(client)
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert state["files"] == {
+        "notes.txt": "first line\nSecond Line with TODO\n",
+        "sub/deep.md": "# deep\nnothing to do here\n",
+        "todo/list.txt": "buy milk\n",
+    }
+    assert state["folders"] == ["sub", "todo"]
+    assert state["truncated"] is False
+    assert SECRET not in json.dumps(state)
+    assert tools == {"read_file", "write_file", "list_files", "search_files"}

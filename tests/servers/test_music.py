@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -114,3 +115,33 @@ async def test_each_server_has_its_own_state() -> None:
         fresh_total = (await _ok(fresh, "get_recently_played"))["total_plays"]
     assert now["playing"] is False
     assert fresh_total == total - 1
+
+
+async def _state(client: Client) -> dict[str, Any]:
+    result = await client.read_resource("music://state")
+    return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_state_resource_follows_playback_and_is_not_a_tool() -> None:
+    async with Client(make_server()) as client:
+        before = await _state(client)
+        await _ok(client, "play", {"track_id": "cat-001"})
+        await _ok(client, "play", {"track_id": "lib-001"})
+        after = await _state(client)
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        resources = [str(resource.uri) for resource in (await client.list_resources()).resources]
+    assert before == {"now_playing": None, "started_at": None, "session_plays": [], "total_plays": 15}
+    assert after["now_playing"] == "lib-001"
+    assert after["session_plays"] == ["cat-001", "lib-001"]
+    assert after["total_plays"] == 17
+    assert resources == ["music://state"]
+    assert not any("state" in name for name in tools)
+
+
+@pytest.mark.anyio
+async def test_each_server_has_its_own_state_resource() -> None:
+    async with Client(make_server()) as one, Client(make_server()) as two:
+        await _ok(one, "play", {"track_id": "lib-002"})
+        assert (await _state(one))["now_playing"] == "lib-002"
+        assert (await _state(two))["now_playing"] is None

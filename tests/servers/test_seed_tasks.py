@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from mcp import Client
 from mcp.server import MCPServer
 
 import servers
+from rewards import check_state
 from sandbox.records import Task, read_tasks
+from servers.files import make_server as make_files_server
 from servers.music import make_server
 
 SEED = Path(__file__).resolve().parents[2] / "sandbox" / "data" / "seed.jsonl"
@@ -26,6 +29,7 @@ def _servers() -> dict[str, MCPServer]:
         "weather": servers.weather_server,
         "music": make_server(),
         "calculator": servers.calculator_server,
+        "files": make_files_server(tempfile.mkdtemp(prefix="seed-files-")),
     }
 
 
@@ -151,8 +155,39 @@ async def test_expected_answers_match_the_server_data(task_id: str) -> None:
 
 def test_every_task_with_a_tool_has_an_oracle_or_a_story() -> None:
     # Tasks outside ORACLES are judged by words ("coat") or need no tool; keep that list deliberate.
-    unchecked = {task.id for task in TASKS if task.needs_tool} - set(ORACLES)
+    # Tasks with expected_state are checked by their solutions' end state (below).
+    stated = {task.id for task in TASKS if task.expected_state}
+    unchecked = {task.id for task in TASKS if task.needs_tool} - set(ORACLES) - stated
     assert unchecked == {"weather-denver-outfit-tonight"}
+
+
+STATE_TASKS = sorted(task.id for task in TASKS if task.expected_state)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("task_id", STATE_TASKS)
+async def test_solutions_reach_the_expected_state_and_no_minefield(task_id: str) -> None:
+    task = next(task for task in TASKS if task.id == task_id)
+    assert task.solution, task_id
+    (server_name,) = task.servers
+    async with Client(_servers()[server_name]) as client:
+        before = {}
+        for _, uri in task.state_resources:
+            before[uri] = json.loads((await client.read_resource(uri)).contents[0].text)  # type: ignore[union-attr]
+        for call in task.solution:
+            assert (await client.call_tool(call.name, call.arguments)).is_error is False
+        state: dict[str, Any] = {}
+        for server, uri in task.state_resources:
+            text = (await client.read_resource(uri)).contents[0].text  # type: ignore[union-attr]
+            state.setdefault(server, {})[uri] = json.loads(text)
+    for check in task.expected_state:
+        assert check_state(check, state).holds, (task_id, check)
+    for mine in task.minefields:
+        assert mine.state is None or not check_state(mine.state, state).holds, (task_id, mine)
+    # and the state checks are not already true before anything ran (they can fail)
+    initial = {server: {uri: before[uri]} for server, uri in task.state_resources}
+    if any(check.op != "equals" or check.value is not None for check in task.expected_state):
+        assert not all(check_state(check, initial).holds for check in task.expected_state), task_id
 
 
 def test_outfit_answer_words_fit_the_cold_evening() -> None:
