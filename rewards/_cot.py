@@ -2,22 +2,24 @@
 
 A wrong (or missing) final answer scores -1.0; a right one 1.0, plus 0.2 when helpful and coherent,
 minus 0.2 when doubtful or needlessly complex, minus 0.2 when verbose. So the value is -1.0 or lies
-in [0.6, 1.2]. A task with no expected answer cannot be scored (value None). It runs within the
+in [0.6, 1.2]. "Right" is the outcome reward's verdict (:func:`rewards.judge_outcome`): the servers'
+expected state first, then the answer; a task with neither cannot be scored (value None). It runs within the
 reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's version 2 rules decide
 "wrong", so they hold for every PRM's CoT reward, including those whose attributes come from the rule
-PRM.
+PRM. Version 3: the outcome's expected_state decides too (a catalog Toxic played is wrong whatever
+the answer says).
 """
 
 from __future__ import annotations
 
 from rewards._budget import bounded, declare
-from rewards._outcome import judge_answer
+from rewards._outcome import judge_outcome
 from rewards._prm import ProcessRewardModel, RulePRM, prm_label
 from rewards._types import RewardFn
 from sandbox.records import Attributes, Reward, Task, Trace
 
 NAME = "cot"
-VERSION = "2"
+VERSION = "3"
 
 WRONG_ANSWER_REWARD = -1.0
 BASE_REWARD = 1.0
@@ -59,7 +61,7 @@ def make_cot_reward(prm: ProcessRewardModel) -> RewardFn:
 
     @bounded(NAME, version)
     def cot_reward(trace: Trace, task: Task) -> Reward:
-        correct, reason = judge_answer(trace, task)
+        correct, reason = judge_outcome(trace, task)
         if correct is None:
             return Reward(name=NAME, version=version, value=None, reason=reason)
         attributes = prm.evaluate(trace, task)

@@ -10,14 +10,17 @@ For an agent on real tools the honest step grade is progress, in the manner of A
   state recorded after the step (``Step.state``). Only a call that did not fail can reach one.
 - A step earns 1.0 when it reaches at least one milestone not reached by an earlier step, else 0.0.
   A repeated step (the same call again, or any step after the milestone it meets was reached) earns
-  nothing, so a loop is paid once; an answer step earns nothing here (the outcome pays for it).
+  nothing, so a loop is paid once. An answer step earns 1.0 when every milestone was reached before
+  it (the work was done before it was reported), else nothing; whether the answer is right is the
+  outcome's to pay.
 - A **minefield** (``Task.minefields``: a forbidden call, matched like an ideal call, or a
   forbidden state seen in any step's snapshot) sets every step's grade to 0.0, and the process
   reward built on this PRM to its minimum (see :meth:`MilestonePRM.minefield`).
 
 So under ``process`` (sum of step grades plus the outcome) a clean episode earns one per milestone
-plus its outcome, a looping one the milestones it reached before looping, and one that steps on a
-minefield 0. Attributes (:meth:`evaluate`) are the rule PRM's.
+plus one for answering after them and its outcome, a looping one the milestones it reached before
+looping, a guess without tools only its outcome, and one that steps on a minefield 0.
+Attributes (:meth:`evaluate`) are the rule PRM's.
 
 :class:`ToolAwarePRM` is the default step grader of ``process`` and ``process_mean``: the milestone
 PRM for tool tasks (a task with servers and milestones, ideal calls or state checks), the rule PRM
@@ -57,7 +60,7 @@ class MilestonePRM:
     """Grades tool steps by milestones reached for the first time; a minefield zeroes them (module doc)."""
 
     name = "milestone-prm"
-    version = "1"
+    version = "2"  # 2: an answer after every milestone earns 1.0
 
     def __init__(self) -> None:
         self._rules = RulePRM()
@@ -82,7 +85,8 @@ class MilestonePRM:
                 if number not in reached and _reaches(milestone, step, tools)
             }
             reached |= new
-            grades.append(REACHED_GRADE if new else NO_PROGRESS_GRADE)
+            finished = step.action == "answer" and len(reached) == len(milestones) > 0
+            grades.append(REACHED_GRADE if new or finished else NO_PROGRESS_GRADE)
         return grades
 
     def grade_trace(self, trace: Trace, task: Task) -> list[float]:

@@ -126,6 +126,8 @@ def judge_outcome(trace: Trace, task: Task) -> tuple[bool | None, str]:
     if state_ok is False:
         return False, state_reason
     if task.expected_state and not task.acceptable_answers:
+        if state_ok and not (trace.final_answer or "").strip():  # the work is done but never reported
+            return False, f"{state_reason}; but the episode ended without an answer"
         return state_ok, state_reason
     correct, reason = judge_answer(trace, task)
     if state_ok is None and correct is not False:  # a right answer cannot vouch for unseen state

@@ -28,7 +28,7 @@ from sandbox.models._files import (
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
 from sandbox.models._llama import LlamaModel
-from sandbox.models._oracle import OracleError, OracleModel, oracle_turns
+from sandbox.models._oracle import OracleError, OracleModel, oracle_answer, oracle_turns
 from sandbox.models._quantize import Quantized, quantize
 from sandbox.models._scorer import LlamaScorer
 from sandbox.models._scripted import ScriptedModel
@@ -58,6 +58,7 @@ __all__ = [
     "default_threads",
     "file_sha256",
     "load_llama",
+    "oracle_answer",
     "oracle_turns",
     "quantize",
 ]

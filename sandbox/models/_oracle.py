@@ -10,7 +10,8 @@ an ``<answer>``):
   first acceptable value of each parameter (BFCL's ``""``, "may be left out", is left out); an
   ideal call with no listed arguments is played with none, unless the tool on offer requires some;
 - a task with neither answers at once;
-- the answer is the first of the task's acceptable answers (empty when it has none).
+- the answer is the first of the task's acceptable answers; a task with none (one judged on the
+  servers' state) gets :data:`DONE_ANSWER`, a report that the work is done.
 
 Thoughts follow one short template, so they never restate each other:
 ``"Reference call {i} of {n}: {tool}."`` before a call, ``"The reference answer, after {n} call(s)."``
@@ -64,10 +65,13 @@ def oracle_plan(task: Task) -> list[PlannedCall]:
     return plan
 
 
+DONE_ANSWER = "Done."
+
+
 def oracle_answer(task: Task) -> str:
-    """The answer the oracle gives: the first acceptable answer ("" when the task has none)."""
+    """The answer the oracle gives: the first acceptable answer, else :data:`DONE_ANSWER`."""
     answers = task.acceptable_answers
-    return answers[0] if answers else ""
+    return answers[0] if answers else DONE_ANSWER
 
 
 def call_thought(index: int, total: int, name: str) -> str:

@@ -96,12 +96,12 @@ async def test_clean_beats_looping_beats_minefield_under_process() -> None:
     )
     scores = [process_reward(trace, TOXIC) for trace in (clean, looping, mined)]
     assert [score.per_step for score in scores] == [
-        [1.0, 1.0, 0.0],
+        [1.0, 1.0, 1.0],  # the answer after every milestone earns its step too
         [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         [0.0, 0.0, 0.0, 0.0],
     ]
     values = [score.value for score in scores]
-    assert values == [3.0, 1.0, 0.0]
+    assert values == [4.0, 1.0, 0.0]
     assert "minefield: step 1 reached the forbidden state" in scores[2].reason
     assert scores[2].components["minefield"] == 1.0
     assert outcome_reward(mined, TOXIC).value == 1.0  # the world ends right: only the process sees the mine
@@ -119,7 +119,7 @@ async def test_files_seed_tasks_are_judged_on_the_folder() -> None:
     assert outcome_reward(written, note).value == 1.0
     lie = outcome_reward(claimed, note)
     assert lie.value == 0.0 and "files.notes.txt contains" in lie.reason and "nothing is there" in lie.reason
-    assert process_reward(written, note).value == 2.0
+    assert process_reward(written, note).value == 3.0  # the write, the answer after it, the outcome
     assert process_reward(claimed, note).value == 0.0
 
 
@@ -135,7 +135,7 @@ async def test_a_read_only_task_that_plays_something_steps_on_its_minefield() ->
             _answer("Sweater Weather"),
         ],
     )
-    assert process_reward(clean, task).per_step == [1.0, 0.0]  # the call and the fact, in one step
+    assert process_reward(clean, task).per_step == [1.0, 1.0]  # the call and the fact in one step; the answer
     assert outcome_reward(meddling, task).value == 0.0  # something is playing now
     assert process_reward(meddling, task).value == 0.0
 

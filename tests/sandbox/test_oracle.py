@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.episodes import Limits, run_episode
 from sandbox.hub import ToolHub, load_config
-from sandbox.models import ModelRequest, OracleError, OracleModel, oracle_turns
+from sandbox.models import ModelRequest, OracleError, OracleModel, oracle_answer, oracle_turns
 from sandbox.records import IdealCall, Message, Sampling, Task, ToolSpec, read_tasks
 from sandbox.runs import run_sample
 from sandbox.turns import parse_turn
@@ -27,7 +27,7 @@ async def test_the_oracle_plays_every_seed_solution_and_answers() -> None:
             assert calls == [(c.name, c.arguments) for c in task.solution], task.id
             assert all(s.result is not None and not s.result.is_error for s in trace.steps[:-1]), task.id
             assert trace.stop_reason == "answer"
-            assert trace.final_answer == task.acceptable_answers[0]
+            assert trace.final_answer == oracle_answer(task)
             assert trace.model.backend == "oracle"
 
 
