@@ -128,6 +128,6 @@ declare(
 )
 declare(
     process_mean_reward,
-    catches=frozenset({"loop", "hedge", "distractor", "empty_answer", "broken_call"}),
+    catches=frozenset({"loop", "every_tool", "guess", "hedge", "distractor", "empty_answer", "broken_call"}),
     maximum=lambda trace, task: 1.0 + CORRECT_ANSWER_REWARD,
 )
