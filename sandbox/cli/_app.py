@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sandbox.records import SandboxError
 
@@ -44,7 +45,9 @@ def main() -> None:
     try:
         app()
     except SandboxError as exc:  # a person must fix these: one line, exit 2
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        # The message is text: brackets in it ("agent-sandbox[train]") are not rich markup.
+        message = escape(str(exc))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
 
 
