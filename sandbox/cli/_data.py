@@ -21,8 +21,12 @@ def export(
         float | None, typer.Option(help="sft/openai: keep traces whose reward is at least this.")
     ] = None,
     reward: Annotated[
-        str, typer.Option(help="'total' (sum of a trace's rewards) or one reward's name.")
-    ] = "total",
+        str,
+        typer.Option(
+            help="'length_free' (sum of a trace's rewards but the per-step sums process, "
+            "process_verifier, process_judge), 'total' (sum of all) or one reward's name."
+        ),
+    ] = "length_free",
     split: Annotated[float, typer.Option(help="Share of tasks in train; the rest go to eval.")] = 1.0,
     parquet: Annotated[bool, typer.Option(help="Write Parquet instead of JSONL.")] = False,
     branch: Annotated[bool, typer.Option(help="dpo: the prompt holds the turns both samples share.")] = False,

@@ -22,6 +22,7 @@ from sandbox.datasets._export import (
     export_rows,
     export_run,
     group_advantages,
+    ranking_value,
     split_of,
 )
 from sandbox.datasets._loss import TemplateError, TraceLoss, TraceScorer, loss_file, tokenize_trace
@@ -55,6 +56,7 @@ __all__ = [
     "group_advantages",
     "import_bfcl",
     "loss_file",
+    "ranking_value",
     "split_of",
     "tokenize_trace",
     "trl_reward_function",

@@ -68,7 +68,9 @@ class ExportOptions:
     format: ExportFormat
     out: Path  # a folder: train.jsonl, eval.jsonl (or .parquet), export.json
     min_reward: float | None = None
-    reward: str = "total"  # "total" (sum of a trace's rewards) or one reward's name
+    # "length_free" (the sum of a trace's rewards but the step sums), "total" (the sum of all), or one
+    # reward's name
+    reward: str = "length_free"
     split: float = 1.0  # share of tasks in train
     parquet: bool = False
     branch: bool = False
@@ -357,6 +359,23 @@ def export_run(options: ExportOptions) -> ExportReport:
     return report
 
 
+# Rewards that add a grade per step: their value grows with the number of steps, so ranking by them
+# pays for length and loops. The default ranking ("length_free") leaves them out; ``process_mean``
+# (mean step grade plus outcome) stands for them.
+STEP_SUMS = frozenset({"process", "process_verifier", "process_judge"})
+TOTALS = ("length_free", "total")
+
+
+def ranking_value(trace: Trace, reward: str) -> float | None:
+    """The value a trace is ranked by: ``length_free``, ``total`` or one reward's value."""
+    if reward == "total":
+        return total_reward(trace)
+    if reward == "length_free":
+        values = [r.value for n, r in trace.rewards.items() if n not in STEP_SUMS and r.value is not None]
+        return math.fsum(values) if values else None
+    return total_reward(trace, reward)
+
+
 def _read_groups(trace_file: Path, reward: str, report: ExportReport) -> dict[str, list[_Scored]]:
     """The traces by task (in file order), each sample once, with the selected reward."""
     groups: dict[str, list[_Scored]] = {}
@@ -369,13 +388,14 @@ def _read_groups(trace_file: Path, reward: str, report: ExportReport) -> dict[st
             report.skipped["repeated (task, sample)"] += 1
             continue
         seen.add((trace.task_id, trace.sample))
-        value = total_reward(trace, None if reward == "total" else reward)
+        value = ranking_value(trace, reward)
         groups.setdefault(trace.task_id, []).append(_Scored(trace, value))
     if report.traces == 0:
         raise ConfigError(f"{trace_file}: no traces to export")
-    if reward != "total" and reward not in names:
+    if reward not in TOTALS and reward not in names:
         raise ConfigError(
-            f"--reward {reward!r} is on no trace; the traces carry {sorted(names)} (or use 'total')"
+            f"--reward {reward!r} is on no trace; the traces carry {sorted(names)} "
+            "(or use 'length_free' or 'total')"
         )
     if partial_tail(trace_file):
         report.skipped[

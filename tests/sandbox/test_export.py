@@ -388,3 +388,30 @@ def test_a_run_cut_short_exports_its_complete_traces(traces: list[Trace], tmp_pa
     report = export_run(ExportOptions(source=source, format="sft", out=tmp_path / "out"))
     assert report.traces == 3 and report.rows == {"train": 3}
     assert any(reason.startswith("half-written last line") for reason in report.skipped)
+
+
+def test_the_default_ranking_leaves_out_the_rewards_that_grow_with_the_steps() -> None:
+    """A looping trace with a big step sum ranks below a short right one unless 'total' is asked for."""
+    from rewards import outcome_reward, process_reward
+    from sandbox.datasets import ranking_value
+    from sandbox.records import Reward, Task
+    from tests.rewards._reward_builders import answer, call, trace
+
+    task = Task(id="four", prompt="What is 2 + 2?", expected_answer="4", answer_match="number")
+    looping = trace(task, [call(i, "add", {"a": 2, "b": 2}) for i in range(6)], final_answer=None)
+    right = trace(task, [answer(0, "4")], final_answer="4")
+
+    def scored(t: Trace, process: float) -> Trace:
+        rewards = {
+            "outcome": outcome_reward(t, task),
+            "process": Reward(name="process", version="x", value=process),
+            "process_mean": process_reward(t, task).model_copy(update={"name": "process_mean", "value": 0.5}),
+        }
+        return t.model_copy(update={"rewards": rewards})
+
+    loop, short = scored(looping, 6.0), scored(right, 1.0)
+    assert ranking_value(loop, "total") > ranking_value(short, "total")  # type: ignore[operator]
+    assert ranking_value(loop, "length_free") < ranking_value(short, "length_free")  # type: ignore[operator]
+    assert ranking_value(short, "length_free") == pytest.approx(1.5)
+    assert ranking_value(short, "outcome") == 1.0
+    assert ExportOptions(source=Path("x"), format="sft", out=Path("y")).reward == "length_free"
