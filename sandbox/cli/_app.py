@@ -54,6 +54,10 @@ def main() -> None:
 # Options that several commands share, written once.
 ModelFile = Annotated[Path | None, typer.Option(help="GGUF model file (default: embedded SmolLM2-135M).")]
 RewardNames = Annotated[str, typer.Option(help="Comma-separated reward names, or 'all'.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(help="llama.cpp threads (default: every core; on a busy machine fewer can be faster)."),
+]
 JudgeModel = Annotated[
     Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
 ]

@@ -135,8 +135,11 @@ async def run_on_ray(
         EpisodeWorker
     )
     # Options travel as they are, with this process's folder: a worker works from the same folder, so
-    # relative paths (tasks, config, a server's arguments) mean what they mean here.
-    local = dataclasses.replace(options, ray=None)
+    # relative paths (tasks, config, a server's arguments) mean what they mean here. A worker's
+    # llama.cpp uses the CPUs it reserved, not every core: workers on one machine would otherwise
+    # oversubscribe it (llama.cpp's threads spin while they wait).
+    threads = options.threads if options.threads is not None else max(1, int(options.ray_worker_cpus))
+    local = dataclasses.replace(options, ray=None, threads=threads)
     actors = [actor_class.remote(local, os.getcwd()) for _ in range(workers)]
     try:
         hosts = await _unwrapped(asyncio.gather(*(actor.start.remote(sampling_json) for actor in actors)))

@@ -68,6 +68,7 @@ class RunSpec:
     seed: int = 0
     n_ctx: int = 4096
     n_gpu_layers: int = -1
+    threads: int | None = None  # llama.cpp threads (None: every core; a Ray worker: the CPUs it reserves)
     call_timeout: float = 30.0
     only: tuple[str, ...] = ()
     http: HttpModelOptions | None = None  # set: the model is behind an HTTP server, not --model
@@ -109,6 +110,7 @@ def check_spec(spec: RunSpec) -> None:
         (spec.max_tokens < 1 or spec.token_budget < 1, "--max-tokens and --token-budget must be positive"),
         (spec.max_steps < 1, "--max-steps must be at least 1"),
         (spec.call_timeout <= 0, "--call-timeout must be positive"),
+        (spec.threads is not None and spec.threads < 1, "--threads must be at least 1"),
         (spec.n_ctx < 2 * MIN_COMPLETION_TOKENS, f"--n-ctx must be at least {2 * MIN_COMPLETION_TOKENS}"),
         (
             spec.mode not in ("constrained", "free"),
@@ -214,13 +216,19 @@ def open_model(spec: RunSpec) -> Model:
             n_seq=spec.parallel,
             n_ctx=spec.n_ctx,
             n_gpu_layers=spec.n_gpu_layers,
+            n_threads=spec.threads,
             seed=spec.seed,
             lora_path=spec.lora,
         )
     from sandbox.models import LlamaModel
 
     return LlamaModel(
-        spec.model, n_ctx=spec.n_ctx, n_gpu_layers=spec.n_gpu_layers, seed=spec.seed, lora_path=spec.lora
+        spec.model,
+        n_ctx=spec.n_ctx,
+        n_gpu_layers=spec.n_gpu_layers,
+        n_threads=spec.threads,
+        seed=spec.seed,
+        lora_path=spec.lora,
     )
 
 

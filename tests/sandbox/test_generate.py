@@ -190,6 +190,7 @@ def test_bad_settings_stop_before_anything_starts(tmp_path: Path) -> None:
         ({"parallel": 0}, "--parallel"),
         ({"n_ctx": 16, "parallel": 2}, "--n-ctx must be at least 32"),
         ({"rewards": "outcome,nope"}, "unknown reward"),
+        ({"threads": 0}, "--threads must be at least 1"),
     ):
         run_options = options(tmp_path, NO_SERVER_TASKS, **change)
         with pytest.raises(Exception, match=expected):
