@@ -14,6 +14,7 @@ line at a time and, on resume, moves a half-written last line aside (:func:`cut_
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator
@@ -180,6 +181,19 @@ def write_atomic(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     fsync_path(path.parent)
+
+
+def lock_folder(path: Path) -> int | None:
+    """Hold ``path`` (a folder) for this process with an exclusive ``flock``: the descriptor, whose
+    closing releases the lock, or None when another process holds it. The kernel drops the lock when
+    the process dies, kill -9 included."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def fsync_path(path: Path) -> None:

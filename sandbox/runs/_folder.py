@@ -19,7 +19,6 @@ episode; one that already holds traces is replaced only with ``--overwrite``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -46,6 +45,7 @@ from sandbox.records import (
     code_version,
     cut_partial_tail,
     describe_error,
+    lock_folder,
     trace_lines,
     write_atomic,
     write_trace,
@@ -257,15 +257,33 @@ class _TraceKey(BaseModel):
 
 
 @dataclass
-class RunFolder:
-    """A run folder: its config, and the trace file appended one fsynced line at a time."""
+class _TraceSink:
+    """A trace file appended one fsynced line at a time, and the (task, sample) pairs it holds."""
 
     path: Path
     done: set[tuple[str, int]] = field(default_factory=set)
-    duplicates: int = 0
     rewards: RewardTally = field(default_factory=RewardTally)
-    partial: Path | None = None  # where a cut half-written line went
     _handle: TextIO | None = None
+
+    def append(self, trace: Trace) -> None:
+        """Write one trace line and make it durable before returning."""
+        assert self._handle is not None, "append before open"
+        write_trace(self._handle, trace)
+        os.fsync(self._handle.fileno())
+        self.done.add((trace.task_id, trace.sample))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+@dataclass
+class RunFolder(_TraceSink):
+    """A run folder: its config, and its trace file."""
+
+    duplicates: int = 0
+    partial: Path | None = None  # where a cut half-written line went
     _lock_fd: int | None = None
 
     @property
@@ -310,14 +328,9 @@ class RunFolder:
         return notes
 
     def _lock(self) -> None:
-        """Hold the folder for this process: a second run writing the same trace file would mix lines.
-        The kernel drops the lock when the process dies, kill -9 included."""
-        self._lock_fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Hold the folder for this process: a second run writing the same trace file would mix lines."""
+        self._lock_fd = lock_folder(self.path)
+        if self._lock_fd is None:
             raise ConfigError(
                 f"another sandbox generate is writing to {self.path}; wait for it or stop it"
             ) from None
@@ -367,30 +380,16 @@ class RunFolder:
         for path in (self.config_path, self.traces_path, *self.path.glob(TRACES_FILE + PARTIAL_SUFFIX + "*")):
             path.unlink(missing_ok=True)
 
-    def append(self, trace: Trace) -> None:
-        """Write one trace line and make it durable before returning."""
-        assert self._handle is not None, "append before open"
-        write_trace(self._handle, trace)
-        os.fsync(self._handle.fileno())
-        self.done.add((trace.task_id, trace.sample))
-
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        super().close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the lock
             self._lock_fd = None
 
 
 @dataclass
-class TraceFile:
+class TraceFile(_TraceSink):
     """One trace file, written from the start: ``sandbox run --out traces.jsonl``."""
-
-    path: Path
-    done: set[tuple[str, int]] = field(default_factory=set)
-    rewards: RewardTally = field(default_factory=RewardTally)
-    _handle: TextIO | None = None
 
     def check(self, *, overwrite: bool) -> None:
         """Refuse a folder, or a file that holds traces unless ``overwrite``; before any model loads."""
@@ -407,15 +406,3 @@ class TraceFile:
             self._handle = self.path.open("w", encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-
-    def append(self, trace: Trace) -> None:
-        """Write one trace line and make it durable before returning."""
-        assert self._handle is not None, "append before open"
-        write_trace(self._handle, trace)
-        os.fsync(self._handle.fileno())
-        self.done.add((trace.task_id, trace.sample))
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None

@@ -208,9 +208,9 @@ def open_model(spec: RunSpec) -> Model:
     llama.cpp in process, batched over ``parallel`` sequences when more than one episode runs at once."""
     if spec.http is not None:
         return open_http_model(spec.http)
-    if spec.parallel > 1:
-        from sandbox.models import BatchedLlamaModel
+    from sandbox.models import BatchedLlamaModel, LlamaModel
 
+    if spec.parallel > 1:
         return BatchedLlamaModel(
             spec.model,
             n_seq=spec.parallel,
@@ -220,8 +220,6 @@ def open_model(spec: RunSpec) -> Model:
             seed=spec.seed,
             lora_path=spec.lora,
         )
-    from sandbox.models import LlamaModel
-
     return LlamaModel(
         spec.model,
         n_ctx=spec.n_ctx,

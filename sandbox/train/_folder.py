@@ -15,13 +15,13 @@ fails (a full disk) removes its temporary file and raises :class:`CheckpointErro
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.records import lock_folder
 from sandbox.train._errors import CheckpointError
 
 CONFIG = "config.json"
@@ -93,12 +93,8 @@ class TrainFolder:
                 _remove(child)
 
     def _lock(self) -> None:
-        self._lock_fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock_fd = lock_folder(self.path)
+        if self._lock_fd is None:
             raise CheckpointError(
                 f"another sandbox train is writing to {self.path}; wait for it or stop it"
             ) from None
