@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -210,6 +211,7 @@ async def test_writes_land_only_in_the_private_tmp(client: Client) -> None:
     prefix = os.path.realpath(sys.base_prefix)
     code = f"""
 import os
+import re
 for folder in ["/", "/usr", "/usr/lib", "/sandbox", "/dev", "/proc", {prefix!r}, "/tmp"]:
     path = os.path.join(folder, {marker!r})
     try:
@@ -495,7 +497,7 @@ for _ in range(3):
     pid = os.fork()
     if pid == 0:
         block = bytearray(b"x") * size  # written, so the pages are really held
-        print("child held", {size_mb}, flush=True)
+        os.write(1, b"child held {size_mb}\\n")  # one write below PIPE_BUF: lines never interleave
         time.sleep(2)
         os._exit(0)
     children.append(pid)
@@ -505,6 +507,7 @@ print("children ended", codes)
 
 _MEMFDS = """
 import os
+import re
 held, files = 0, []
 chunk = bytes(1 << 20)
 try:
@@ -526,7 +529,7 @@ def _cgroup_folder() -> str | None:
 
 
 def _held(stdout: str, label: str) -> int:
-    return sum(int(line.split()[-1]) for line in stdout.splitlines() if line.startswith(label))
+    return sum(int(size) for size in re.findall(re.escape(label) + r" (\d+)", stdout))
 
 
 @pytest.mark.anyio
