@@ -37,7 +37,16 @@ from anyio.abc import TaskGroup
 
 from sandbox.hub._config import DEFAULT_POOL_SIZE, STATE_DIR, ServerConfig
 from sandbox.hub._pool import PoolClosedError, WarmPool
-from sandbox.records import ConfigError, ServerInfo, ServerStartError, ToolErrorKind, ToolResult, ToolSpec
+from sandbox.records import (
+    ConfigError,
+    ServerInfo,
+    ServerStartError,
+    ToolErrorKind,
+    ToolResult,
+    ToolSpec,
+    loads_bounded,
+    value_problem,
+)
 
 DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_START_TIMEOUT = 30.0
@@ -288,7 +297,7 @@ class _Slot:
             try:
                 result = await connection.client.read_resource(uri)
                 text = next((getattr(part, "text", None) for part in result.contents), None)
-                return json.loads(text) if isinstance(text, str) else None
+                return loads_bounded(text, what=uri) if isinstance(text, str) else None
             except Exception:  # a state read must never end the episode: the check says "not read"
                 return None
         return None
@@ -633,9 +642,12 @@ def _tool_result(result: Any) -> ToolResult:
         text = json.dumps(result.structured_content, ensure_ascii=False)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[... {len(text) - MAX_RESULT_CHARS} more characters cut]"
+    structured = result.structured_content if isinstance(result.structured_content, dict) else None
+    if structured is not None and value_problem(structured) is not None:
+        structured = None  # past a bound of what a trace holds: the text still carries the result
     return ToolResult(
         text=text,
         is_error=bool(result.is_error),
         error_kind="tool_error" if result.is_error else None,
-        structured=result.structured_content if isinstance(result.structured_content, dict) else None,
+        structured=structured,
     )

@@ -402,6 +402,11 @@ def _json(response: httpx.Response, base_url: str) -> dict[str, Any]:
         value = response.json()
     except ValueError:
         value = None
+    except RecursionError:  # nested deeper than the parser's stack: no reply this project can read
+        raise ModelServerError(
+            f"model server {base_url} sent a reply nested too deeply to read (HTTP {response.status_code}): "
+            f"{_snippet(response.text)}"
+        ) from None
     if not isinstance(value, dict):
         raise ModelServerError(
             f"model server {base_url} sent something that is not a JSON object "

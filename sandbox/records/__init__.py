@@ -8,6 +8,9 @@ tool kit and the CLI can all import it without importing one another.
   :class:`ModelInfo`, :class:`ServerInfo`, :class:`Sampling`), :class:`ToolSpec`, :class:`Reward`
   and :class:`Attributes`; :data:`RewardFn` is the reward seam, ``(trace, task) -> Reward``.
 - Errors: :class:`SandboxError` and its subclasses, what a person must fix; see ``_errors.py``.
+- JSON bounds: :func:`loads_bounded` (depth, size, no ``NaN``) where outside text becomes a value,
+  :func:`value_problem` for a decoded value; :func:`trace_line` / :func:`validate_line`, the one
+  way a record becomes a line and back (see ``_json.py``).
 - Files: :func:`read_tasks`, :func:`iter_traces` (the one trace reader), :func:`write_trace`,
   :func:`replacing_trace_file`, :func:`cut_partial_tail` and the run folder's durable writes.
 """
@@ -40,6 +43,17 @@ from sandbox.records._files import (
     write_atomic,
     write_trace,
 )
+from sandbox.records._json import (
+    MAX_JSON_CHARS,
+    MAX_JSON_DEPTH,
+    JSONBoundError,
+    json_depth,
+    loads_bounded,
+    raw_decode_bounded,
+    trace_line,
+    validate_line,
+    value_problem,
+)
 from sandbox.records._records import (
     SCHEMA_VERSION,
     ActionKind,
@@ -55,6 +69,7 @@ from sandbox.records._records import (
     Reward,
     RewardFn,
     Sampling,
+    Seconds,
     ServerInfo,
     ServerState,
     SolutionCall,
@@ -81,9 +96,12 @@ __all__ = [
     "ConfigError",
     "ContextFullError",
     "IdealCall",
+    "JSONBoundError",
     "JSONObject",
     "JudgeError",
     "JudgePrompt",
+    "MAX_JSON_CHARS",
+    "MAX_JSON_DEPTH",
     "Message",
     "Milestone",
     "Minefield",
@@ -98,6 +116,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Sampling",
     "SandboxError",
+    "Seconds",
     "ServerInfo",
     "ServerStartError",
     "ServerState",
@@ -122,13 +141,19 @@ __all__ = [
     "dumps",
     "fsync_path",
     "iter_traces",
+    "json_depth",
+    "loads_bounded",
     "lock_folder",
     "partial_tail",
+    "raw_decode_bounded",
     "read_tasks",
     "read_traces",
     "replacing_trace_file",
     "total_reward",
+    "trace_line",
     "trace_lines",
+    "validate_line",
+    "value_problem",
     "write_atomic",
     "write_trace",
 ]

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from sandbox.records._errors import ConfigError, TaskFileError, TraceFileError
+from sandbox.records._json import JSONBoundError, trace_line, validate_line
 from sandbox.records._records import Task, Trace
 
 PARTIAL_SUFFIX = ".partial-"
@@ -89,11 +90,12 @@ def iter_traces(path: str | Path) -> Iterator[Trace]:
     path = Path(path)
     for number, line, complete in trace_lines(path):
         try:
-            yield Trace.model_validate_json(line)
-        except ValidationError as exc:
+            yield validate_line(Trace, line)
+        except (ValidationError, JSONBoundError) as exc:
             if not complete:
                 return  # a write cut short
-            raise TraceFileError(f"{path}:{number}: not a valid trace: {describe_error(exc)}") from exc
+            why = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise TraceFileError(f"{path}:{number}: not a valid trace: {why}") from exc
 
 
 def read_traces(path: str | Path) -> list[Trace]:
@@ -122,8 +124,9 @@ def partial_tail(path: Path) -> int:
 
 
 def write_trace(handle: Any, trace: Trace) -> None:
-    """Append one trace as a JSON line to an open text file, flushed."""
-    handle.write(trace.model_dump_json() + "\n")
+    """Append one trace as a JSON line (:func:`~sandbox.records.trace_line`) to an open text file,
+    flushed."""
+    handle.write(trace_line(trace) + "\n")
     handle.flush()
 
 

@@ -11,9 +11,10 @@ to the shapes trainers want.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,6 +25,10 @@ JSONObject = dict[str, Any]
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Seconds = Annotated[float, Field(allow_inf_nan=False)]
+"""A duration: a finite number (a line holding ``NaN`` or ``Infinity`` here is not a trace)."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -232,8 +237,8 @@ class Step(_Record):
     result: ToolResult | None = None
     finish_reason: str = ""
     usage: Usage = Field(default_factory=Usage)
-    model_seconds: float = 0.0
-    tool_seconds: float = 0.0
+    model_seconds: Seconds = 0.0
+    tool_seconds: Seconds = 0.0
     # After a call: the server state the task's checks read, as it was once the call returned
     # (server -> resource -> JSON, None where it could not be read); None when nothing was read.
     state: ServerState | None = None
@@ -263,6 +268,40 @@ class Reward(_Record):
     components: dict[str, float] = Field(default_factory=dict)
     per_step: list[float | None] | None = None
     reason: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        """A number that is not finite is no score: the value becomes None (a non-finite component
+        is dropped and takes the value with it, a non-finite step score becomes None), and the
+        reason says which."""
+        if not isinstance(data, dict):
+            return data
+        found = []
+        value = data.get("value")
+        data = dict(data)
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(f"value {value!r}")
+            data["value"] = None
+        components = data.get("components")
+        if isinstance(components, dict):
+            bad = [k for k, v in components.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                found.extend(f"component {k} {components[k]!r}" for k in bad)
+                data["components"] = {k: v for k, v in components.items() if k not in bad}
+                data["value"] = None
+        per_step = data.get("per_step")
+        if isinstance(per_step, list):
+            bad_steps = [i for i, v in enumerate(per_step) if isinstance(v, float) and not math.isfinite(v)]
+            if bad_steps:
+                found.append(f"step scores {bad_steps[:5]} {[per_step[i] for i in bad_steps[:5]]!r}")
+                dropped = set(bad_steps)
+                data["per_step"] = [None if i in dropped else v for i, v in enumerate(per_step)]
+        if found:
+            why = "not a finite number: " + ", ".join(found)
+            reason = str(data.get("reason") or "")
+            data["reason"] = f"{reason}; {why}" if reason else why
+        return data
 
 
 class Attributes(_Record):
@@ -325,13 +364,15 @@ class Trace(_Record):
     # when the task has no state check or the hub cannot read state.
     final_state: ServerState = Field(default_factory=dict)
     rewards: dict[str, Reward] = Field(default_factory=dict)
-    wall_seconds: float = 0.0
-    model_seconds: float = 0.0
-    tool_seconds: float = 0.0
+    wall_seconds: Seconds = 0.0
+    model_seconds: Seconds = 0.0
+    tool_seconds: Seconds = 0.0
     created_at: str = ""
     code_version: str = ""
     # Set on a trace made by ``sandbox replay``: the id of the trace whose turns and tool results it re-ran.
     replayed_from: str | None = None
+    # What was changed so the trace could be written (see ``records.trace_line``): absent when nothing.
+    notes: list[str] = Field(default_factory=list, exclude_if=lambda notes: not notes)
 
     @field_validator("schema_version")
     @classmethod

@@ -37,6 +37,7 @@ from sandbox.models import check_model_file, default_model_path, file_sha256
 from sandbox.records import (
     PARTIAL_SUFFIX,
     ConfigError,
+    JSONBoundError,
     RewardTally,
     Sampling,
     Task,
@@ -47,6 +48,7 @@ from sandbox.records import (
     describe_error,
     lock_folder,
     trace_lines,
+    validate_line,
     write_atomic,
     write_trace,
 )
@@ -360,11 +362,10 @@ class RunFolder(_TraceSink):
             )
         for number, line, _ in trace_lines(self.traces_path):
             try:
-                key = _TraceKey.model_validate_json(line)
-            except ValidationError as exc:
-                raise TraceFileError(
-                    f"{self.traces_path}:{number}: not a valid trace: {describe_error(exc)}"
-                ) from exc
+                key = validate_line(_TraceKey, line)
+            except (ValidationError, JSONBoundError) as exc:
+                why = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise TraceFileError(f"{self.traces_path}:{number}: not a valid trace: {why}") from exc
             pair = (key.task_id, key.sample)
             if pair in self.done:
                 self.duplicates += 1

@@ -27,7 +27,7 @@ from typing import Any
 from rewards import score_trace
 from sandbox.episodes import Mode
 from sandbox.hub import ToolHub
-from sandbox.records import ConfigError, Task, Trace
+from sandbox.records import ConfigError, Task, Trace, trace_line, validate_line
 from sandbox.runs._spec import RunSpec, check_run_inputs, open_model, run_sample
 
 LOCAL = "local"
@@ -112,7 +112,7 @@ class EpisodeWorker:
             sampling=self._sampling,
         )
         trace = await asyncio.to_thread(score_trace, trace, task, self._rewards)
-        return trace.model_dump_json()
+        return trace_line(trace)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -148,7 +148,7 @@ async def run_on_ray(
         async def feed(actor: Any) -> None:
             for task, sample in queue:  # one shared iterator: each pair goes to one episode slot
                 line = await actor.run.remote(task.model_dump_json(), sample, mode)
-                result = on_trace(Trace.model_validate_json(line))
+                result = on_trace(validate_line(Trace, line))
                 if result is not None:
                     await result
 

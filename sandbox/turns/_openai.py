@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from sandbox.records import Message, ToolCall, ToolSpec, dumps
+from sandbox.records import JSONBoundError, Message, ToolCall, ToolSpec, dumps, loads_bounded
 from sandbox.turns._turn import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN, parse_turn
 
 Arguments = Literal["dict", "json"]
@@ -115,15 +115,16 @@ def reply_turn_text(message: Mapping[str, Any]) -> str:
 
 
 def call_parts(entry: Any) -> tuple[Any, Any]:
-    """A ``tool_calls`` entry's name and arguments. Arguments given as a JSON string are decoded;
-    a string that is not JSON is returned as it is (the parser then reports a broken call)."""
+    """A ``tool_calls`` entry's name and arguments. Arguments given as a JSON string are decoded
+    within :func:`~sandbox.records.loads_bounded`'s bounds; a string that is not JSON, or past a
+    bound, is returned as it is (the parser then reports a broken call with the reason)."""
     function: Any = entry.get("function") if isinstance(entry, Mapping) else None
     if not isinstance(function, Mapping):
         function = entry if isinstance(entry, Mapping) else {}
     arguments = function.get("arguments") or {}
     if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            arguments = json.loads(arguments) if arguments.strip() else {}
+        with contextlib.suppress(json.JSONDecodeError, JSONBoundError):
+            arguments = loads_bounded(arguments, what="tool call arguments") if arguments.strip() else {}
     return function.get("name"), arguments
 
 

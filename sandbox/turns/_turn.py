@@ -22,6 +22,10 @@ Two modes:
   arguments given as a JSON string. Text that tries to call a tool but cannot be read is a
   *broken call*: kept in the trace with the reason, scored, never an exception. Text with no call
   in it is the final answer.
+
+In both modes a call is read within :func:`~sandbox.records.loads_bounded`'s bounds: nested at most
+64 levels, at most 8,000,000 characters, no ``NaN`` or ``Infinity``; past one, the call is broken
+and its error names the bound.
 """
 
 from __future__ import annotations
@@ -33,7 +37,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.records import ToolCall, ToolSpec, dumps
+from sandbox.records import (
+    MAX_JSON_DEPTH,
+    JSONBoundError,
+    ToolCall,
+    ToolSpec,
+    dumps,
+    loads_bounded,
+    raw_decode_bounded,
+    value_problem,
+)
 
 # Bounds that make every grammar path finite (a looping model stops at the bound).
 MAX_THOUGHT_CHARS = 400
@@ -51,6 +64,11 @@ NL = "\n"
 
 # Free mode stops at the end of an action; the closing tag is put back by :func:`complete_turn`.
 STOP_STRINGS = [CALL_CLOSE, ANSWER_CLOSE]
+
+_ARGUMENTS = "tool call arguments"
+# A call's text may nest its arguments (at most MAX_JSON_DEPTH) inside a call object, a list of
+# calls and OpenAI's {"function": ...}; the arguments themselves are checked exactly once read.
+_CALL_DEPTH = MAX_JSON_DEPTH + 3
 
 
 @dataclass(frozen=True)
@@ -114,12 +132,15 @@ def parse_turn(text: str, call_id: str = "call_0") -> ParsedTurn:
     answer_match = _ANSWER_RE.search(rest)
     if answer_match:
         return ParsedTurn("answer", thought, answer=answer_match.group(1).strip())
+    bounded: ParsedTurn | None = None  # a candidate refused by a bound: its reason beats a guess
     for candidate in _json_candidates(rest):
         parsed = _parse_call(candidate, thought, call_id)
         if parsed.action == "tool_call":
             return parsed
+        if bounded is None and parsed.error and parsed.error.startswith(("tool call:", _ARGUMENTS)):
+            bounded = parsed
     if _CALL_HINT_RE.search(rest):
-        return ParsedTurn(
+        return bounded or ParsedTurn(
             "broken_call", thought, error="text looks like a tool call but no call could be read"
         )
     answer = _ANSWER_PREFIX_RE.sub("", rest).strip()
@@ -156,9 +177,14 @@ def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
     if not body:
         return ParsedTurn("broken_call", thought, error="empty tool call")
     try:
-        value = json.loads(body)
+        value = loads_bounded(body, what="tool call", max_depth=_CALL_DEPTH)
+    except JSONBoundError as exc:
+        return ParsedTurn("broken_call", thought, error=_bound_reason(exc))
     except json.JSONDecodeError as exc:
-        value = _loads_prefix(body)
+        try:
+            value = _loads_prefix(body)
+        except JSONBoundError as bound:
+            return ParsedTurn("broken_call", thought, error=_bound_reason(bound))
         if value is None:
             return ParsedTurn(
                 "broken_call", thought, error=f"tool call is not valid JSON: {exc.msg} at {exc.pos}"
@@ -170,13 +196,20 @@ def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
     return _call_from_object(value, thought, call_id)
 
 
+def _bound_reason(exc: JSONBoundError) -> str:
+    """The reason for a call refused by a bound; the call's depth is its arguments' depth plus the
+    wrappers around them, so past the bound it is the arguments that are too deep."""
+    if "nested deeper" in str(exc):
+        return f"{_ARGUMENTS}: nested deeper than {MAX_JSON_DEPTH} levels"
+    return str(exc)
+
+
 def _loads_prefix(body: str) -> Any:
     """The first JSON value in ``body`` when trailing text follows it; None if there is none."""
     try:
-        value, _ = json.JSONDecoder().raw_decode(body)
+        return raw_decode_bounded(body, what="tool call", max_depth=_CALL_DEPTH)
     except json.JSONDecodeError:
         return None
-    return value
 
 
 def _call_from_object(value: Any, thought: str, call_id: str) -> ParsedTurn:
@@ -192,7 +225,10 @@ def _call_from_object(value: Any, thought: str, call_id: str) -> ParsedTurn:
     arguments = value.get("arguments", value.get("parameters", value.get("args", {})))
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            arguments = loads_bounded(arguments, what=_ARGUMENTS) if arguments.strip() else {}
+        except JSONBoundError as exc:
+            empty = ToolCall(id=call_id, name=name.strip(), arguments={})
+            return ParsedTurn("broken_call", thought, call=empty, error=str(exc))
         except json.JSONDecodeError:
             return ParsedTurn(
                 "broken_call",
@@ -202,6 +238,11 @@ def _call_from_object(value: Any, thought: str, call_id: str) -> ParsedTurn:
             )
     if arguments is None:
         arguments = {}
+    problem = value_problem(arguments, what=_ARGUMENTS) if isinstance(arguments, dict) else None
+    if problem is not None:
+        return ParsedTurn(
+            "broken_call", thought, call=ToolCall(id=call_id, name=name.strip(), arguments={}), error=problem
+        )
     if not isinstance(arguments, dict):
         return ParsedTurn(
             "broken_call",
