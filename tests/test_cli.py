@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -84,3 +85,38 @@ def test_existing_traces_are_not_overwritten(run: Callable[..., Done], tmp_path:
     done = run()
     assert done.returncode == 2 and "--overwrite" in _error_line(done)
     assert (tmp_path / "t.jsonl").read_text() == '{"kept": true}\n'
+
+
+# Random bytes where text is expected (issue 14): one line naming the file, exit 2, nothing written.
+NOISE = bytes([0x89, 0xFF, 0x00, 0x0A]) + random.Random(14).randbytes(4096) + b"\n"
+
+
+def test_random_bytes_as_the_task_file(run: Callable[..., Done], tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_bytes(NOISE)
+    done = run(tasks=tasks)
+    assert done.returncode == 2
+    assert _error_line(done) == f"error: task file {tasks} is not UTF-8 text (byte 0, line 1: b'\\x89')"
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_random_bytes_as_the_server_config(run: Callable[..., Done], tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_bytes(NOISE)
+    done = run(servers=config)
+    assert done.returncode == 2
+    assert _error_line(done) == f"error: server config {config} is not UTF-8 text (byte 0, line 1: b'\\x89')"
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", ["score", "show", "view"])
+def test_random_bytes_as_a_trace_file(sandbox_cli: Callable[..., Done], tmp_path: Path, command: str) -> None:
+    traces = tmp_path / "t.jsonl"
+    traces.write_bytes(NOISE)
+    out = tmp_path / "out"
+    extras = {"score": ["--rewards", "outcome", "-o", str(out)], "show": [], "view": ["--out", str(out)]}
+    extra = extras[command]
+    done = sandbox_cli(command, str(traces), *extra)
+    assert done.returncode == 2
+    assert _error_line(done).startswith(f"error: {traces}:1: not a valid trace: Invalid JSON")
+    assert not out.exists()

@@ -48,7 +48,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from sandbox.records import IdealCall, SandboxError, Task
+from sandbox.records import IdealCall, SandboxError, Task, read_text
 
 # The functions file that ``servers.bfcl`` reads: the format is the contract between the two (the
 # server names the same values; a test holds both to them), so neither imports the other.
@@ -158,10 +158,7 @@ def _category(task_id: str) -> str:
 
 
 def _json_lines(path: Path, kind: str) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BFCLImportError(f"cannot read {kind} file {path}: {exc.strerror or exc}") from exc
+    lines = read_text(path, f"{kind} file", BFCLImportError).splitlines()
     records: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.records import ConfigError
+from sandbox.records import ConfigError, read_text
 
 # Started connections kept ready per stateful server. Two covers one episode after another (the
 # next one takes the second while the first's replacement starts); runs with K episodes at once
@@ -67,9 +67,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, ServerConfi
     if isinstance(source, str | Path):
         path = Path(source)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read server config {path}: {exc.strerror or exc}") from exc
+            raw = json.loads(read_text(path, "server config", ConfigError))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"server config {path} is not JSON: {exc.msg} (line {exc.lineno})") from exc
         base = path.parent

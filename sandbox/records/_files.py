@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from sandbox.records._errors import ConfigError, TaskFileError, TraceFileError
+from sandbox.records._errors import ConfigError, SandboxError, TaskFileError, TraceFileError
 from sandbox.records._json import JSONBoundError, trace_line, validate_line
 from sandbox.records._records import Task, Trace
 
@@ -40,16 +40,31 @@ def describe_error(exc: ValidationError, most: int = 3) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+# --------------------------------------------------------------------------- text files
+
+
+def read_text(path: Path, what: str, error: type[SandboxError]) -> str:
+    """A UTF-8 text file (a task file, a server config) as a string; a file that cannot be read or
+    is not UTF-8 text is ``error`` with one line naming the file and where its text breaks."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 1]
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}, line {line}: {bad!r})") from None
+
+
 # --------------------------------------------------------------------------- tasks
 
 
 def read_tasks(path: str | Path) -> list[Task]:
     """Read a JSONL task file, failing with the file and line of the first bad record."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise TaskFileError(f"cannot read task file {path}: {exc.strerror or exc}") from exc
+    lines = read_text(path, "task file", TaskFileError).splitlines()
     tasks: list[Task] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
