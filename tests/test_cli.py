@@ -120,3 +120,24 @@ def test_random_bytes_as_a_trace_file(sandbox_cli: Callable[..., Done], tmp_path
     assert done.returncode == 2
     assert _error_line(done).startswith(f"error: {traces}:1: not a valid trace: Invalid JSON")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("made", [False, True])
+def test_a_truncated_model_leaves_no_run_folder(
+    sandbox_cli: Callable[..., Done], tmp_path: Path, made: bool
+) -> None:
+    """The model loads before the run folder is made (issue 14): nothing to --overwrite afterwards."""
+    from sandbox.models import default_model_path
+
+    truncated = tmp_path / "truncated.gguf"
+    with default_model_path().open("rb") as handle:
+        truncated.write_bytes(handle.read(2_000_000))  # a GGUF header, then the tensors cut off
+    out = tmp_path / "run"
+    if made:
+        out.mkdir()  # an empty folder stays empty
+    args = ["--tasks", "seed", "--servers", "servers/mcp.json", "--model", str(truncated), "--n", "1"]
+    done = sandbox_cli("generate", *args, "--out", str(out), timeout=120)
+    assert done.returncode == 2
+    refused = f"Failed to load model from file: {truncated}"
+    assert _error_line(done) == f"error: llama.cpp could not load the model {truncated}: {refused}"
+    assert (list(out.iterdir()) == []) if made else not out.exists()

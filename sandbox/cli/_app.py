@@ -45,10 +45,16 @@ def main() -> None:
     try:
         app()
     except SandboxError as exc:  # a person must fix these: one line, exit 2
-        # The message is text: brackets in it ("agent-sandbox[train]") are not rich markup.
-        message = escape(str(exc))
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-        sys.exit(2)
+        _error_line(str(exc))
+    except OSError as exc:  # the system refused a file (read-only, full disk, gone): the same line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error_line(f"{where}{exc.strerror or exc}")
+
+
+def _error_line(text: str) -> None:
+    # The message is text: brackets in it ("agent-sandbox[train]") are not rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(2)
 
 
 # Options that several commands share, written once.

@@ -48,7 +48,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.records import ConfigError, Trace, code_version, iter_traces, partial_tail, total_reward
+from sandbox.records import (
+    ConfigError,
+    OutputError,
+    Trace,
+    code_version,
+    iter_traces,
+    partial_tail,
+    total_reward,
+)
 from sandbox.runs import CONFIG_FILE, RunConfig, run_trace_file
 from sandbox.turns import openai_messages, openai_tool, system_prompt
 
@@ -440,10 +448,15 @@ def _write_split(options: ExportOptions, split: str, rows: list[Row]) -> list[Pa
 
 def _write_jsonl(path: Path, rows: list[Row], _fields: object) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(_drop_none_keys(row), ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(_drop_none_keys(row), ensure_ascii=False) + "\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise OutputError.of(path, exc) from None
 
 
 def _drop_none_keys(value: Any) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -68,6 +69,9 @@ class _Connection:
         self.info = ServerInfo(name=config.name, transport=config.transport)
         self.error: BaseException | None = None
         self.state_dir: str | None = None
+        # The first line the server wrote on stdout that is not a JSON-RPC message, when it did: the
+        # connection ends there (stdio MCP allows nothing else on stdout).
+        self.bad_output: str | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
         self._scope = anyio.CancelScope()
@@ -94,7 +98,17 @@ class _Connection:
             cwd = cwd.replace(STATE_DIR, self.state_dir) if cwd else cwd
         params = StdioServerParameters(command=config.command or "", args=args, env=env or None, cwd=cwd)
         # Watched, so that a server that exits between calls (a pooled one, say) is noticed at once.
-        return _watched(stdio_client(params, errlog=self.log or sys.stderr), self._stop)
+        return _watched(stdio_client(params, errlog=self.log or sys.stderr), self._stop, self._bad_output)
+
+    def _bad_output(self, line: str) -> None:
+        if self.bad_output is None:
+            self.bad_output = line
+
+    def bad_output_reason(self) -> str:
+        return (
+            f"it wrote a line on stdout that is not a JSON-RPC message: {self.bad_output} (an MCP server "
+            "over stdio writes only JSON-RPC on stdout; logs belong on stderr)"
+        )
 
     async def start(self, group: TaskGroup, timeout: float) -> None:
         group.start_soon(self._run)
@@ -105,6 +119,10 @@ class _Connection:
             self.close()
             raise
         name = self.config.name
+        if self.bad_output is not None:
+            self.close()
+            why = self.bad_output_reason()
+            raise ServerStartError(f"server {name!r} failed to start: {why}{self._log_hint()}")
         if not self._ready.is_set():
             self.close()
             raise ServerStartError(f"server {name!r} did not answer within {timeout:.0f} s{self._log_hint()}")
@@ -156,11 +174,16 @@ class _Connection:
 
 
 @contextlib.asynccontextmanager
-async def _watched(transport: Any, ended: anyio.Event) -> AsyncIterator[tuple[Any, Any]]:
+async def _watched(
+    transport: Any, ended: anyio.Event, bad_output: Callable[[str], None]
+) -> AsyncIterator[tuple[Any, Any]]:
     """``transport``'s streams, with ``ended`` set when the server's side of them ends.
 
     The messages from the server pass through a relay task, which sees the end of the stream (the
-    server exited) even while no request is waiting for an answer.
+    server exited) even while no request is waiting for an answer. A line that is not a JSON-RPC
+    message (the stdio client hands it on as an exception) goes to ``bad_output`` and ends the
+    stream: a server that writes anything else on stdout has broken the protocol, and waiting for
+    its answer would only end in a timeout.
     """
     async with transport as (read, write):
         relay_send, relay_receive = anyio.create_memory_object_stream[Any](0)
@@ -169,6 +192,9 @@ async def _watched(transport: Any, ended: anyio.Event) -> AsyncIterator[tuple[An
             try:
                 async with relay_send:
                     async for message in read:
+                        if isinstance(message, Exception):
+                            bad_output(_unreadable_line(message))
+                            return
                         await relay_send.send(message)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass  # the session closed its end first: our own shutdown
@@ -194,6 +220,28 @@ async def list_all_tools(client: Any) -> list[Any]:
         cursor = page.next_cursor
         if not cursor:
             return tools
+
+
+def _unreadable_line(exc: Exception) -> str:
+    """The line a server wrote that the stdio client could not read, quoted and cut short."""
+    from pydantic import ValidationError
+
+    line: Any = str(exc)
+    if isinstance(exc, ValidationError) and exc.errors():
+        line = exc.errors(include_url=False)[0].get("input", line)
+    text = line if isinstance(line, str) else json.dumps(line, default=str)
+    return repr(text[:200] + ("…" if len(text) > 200 else ""))
+
+
+class _QuietParseErrors(logging.Filter):
+    """Drops the stdio client's traceback for each unreadable line: the hub reports the first one
+    in its own error, and a server printing a log on stdout would print one per line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to parse JSONRPC message")
+
+
+logging.getLogger("mcp.client.stdio").addFilter(_QuietParseErrors())
 
 
 def _describe(exc: BaseException) -> str:
@@ -268,11 +316,19 @@ class _Slot:
                 async def watch() -> None:
                     nonlocal failure
                     await connection.done.wait()
-                    failure = ToolResult(
-                        text=f"server {server!r} exited during the call",
-                        is_error=True,
-                        error_kind="server_crashed",
-                    )
+                    if connection.bad_output is not None:
+                        failure = ToolResult(
+                            text=f"server {server!r} broke the protocol during the call: "
+                            f"{connection.bad_output_reason()}",
+                            is_error=True,
+                            error_kind="protocol_error",
+                        )
+                    else:
+                        failure = ToolResult(
+                            text=f"server {server!r} exited during the call",
+                            is_error=True,
+                            error_kind="server_crashed",
+                        )
                     race.cancel_scope.cancel()
 
                 race.start_soon(do_call)

@@ -57,6 +57,17 @@ class TraceFileError(SandboxError, ValueError):
     """A trace file that cannot be read; the message names the file and line."""
 
 
+class OutputError(SandboxError):
+    """An output that cannot be written (a read-only folder, a full disk); the message names the
+    file and what the system said."""
+
+    @classmethod
+    def of(cls, path: object, exc: OSError, kept: str = "") -> OutputError:
+        """The error for ``exc`` raised while writing ``path``; ``kept`` says what survived."""
+        message = f"cannot write {path}: {exc.strerror or exc}"
+        return cls(f"{message}; {kept}" if kept else message)
+
+
 class RewardError(SandboxError):
     """A reward that failed to load or crashed on a trace: a bug for a person to fix.
 

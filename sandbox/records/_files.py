@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from sandbox.records._errors import ConfigError, SandboxError, TaskFileError, TraceFileError
+from sandbox.records._errors import ConfigError, OutputError, SandboxError, TaskFileError, TraceFileError
 from sandbox.records._json import JSONBoundError, trace_line, validate_line
 from sandbox.records._records import Task, Trace
 
@@ -157,14 +157,22 @@ def check_trace_output(source: Path, out: Path, *, overwrite: bool, made: str) -
 def replacing_trace_file(out: Path) -> Iterator[TextIO]:
     """A handle on a temporary file beside ``out``, moved onto ``out`` when the block ends and
     removed when it fails: ``out`` is never left half-written. The file is created the way a plain
-    ``open`` creates one, so it gets the same permissions (the umask applies)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ``open`` creates one, so it gets the same permissions (the umask applies). A write the system
+    refuses (a read-only folder, a full disk) is an :class:`OutputError`."""
     name = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
-    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputError.of(out, exc) from None
     try:
         with open(descriptor, "w", encoding="utf-8") as handle:
             yield handle
         os.replace(name, out)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise OutputError.of(out, exc, f"{out} was left as it was") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
@@ -193,11 +201,16 @@ def cut_partial_tail(path: Path) -> Path | None:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` durably: a temporary file, fsynced, renamed, the folder fsynced."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     fsync_path(path.parent)
 
 

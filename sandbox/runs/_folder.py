@@ -38,6 +38,7 @@ from sandbox.records import (
     PARTIAL_SUFFIX,
     ConfigError,
     JSONBoundError,
+    OutputError,
     RewardTally,
     Sampling,
     Task,
@@ -266,18 +267,33 @@ class _TraceSink:
     done: set[tuple[str, int]] = field(default_factory=set)
     rewards: RewardTally = field(default_factory=RewardTally)
     _handle: TextIO | None = None
+    _failed: bool = False
+
+    @property
+    def written_to(self) -> Path:
+        """The trace file the lines go to."""
+        return self.path
 
     def append(self, trace: Trace) -> None:
         """Write one trace line and make it durable before returning."""
         assert self._handle is not None, "append before open"
-        write_trace(self._handle, trace)
-        os.fsync(self._handle.fileno())
+        try:
+            write_trace(self._handle, trace)
+            os.fsync(self._handle.fileno())
+        except OSError as exc:  # a full disk: every line before this one is durable
+            self._failed = True
+            kept = f"the {len(self.done)} trace(s) already in it are kept"
+            raise OutputError.of(self.written_to, exc, kept) from None
         self.done.add((trace.task_id, trace.sample))
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                if not self._failed:  # after a failed append the error is already on its way
+                    raise
 
 
 @dataclass
@@ -296,17 +312,33 @@ class RunFolder(_TraceSink):
     def traces_path(self) -> Path:
         return self.path / TRACES_FILE
 
+    @property
+    def written_to(self) -> Path:
+        return self.traces_path
+
+    def holds_something(self) -> bool:
+        return self.path.is_dir() and any(self.path.iterdir())
+
+    def check(self, *, resume: bool, overwrite: bool) -> None:
+        """The refusals that need no writing, made before a model loads: ``open`` makes them again."""
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other")
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file; a run folder is a directory")
+        if self.holds_something() and not resume and not overwrite:
+            raise ConfigError(
+                f"run folder {self.path} is not empty; pass --resume to continue that run, "
+                "--overwrite to start it again, or pick another --out"
+            )
+
     def open(self, config: RunConfig, *, resume: bool, overwrite: bool) -> list[str]:
         """Check the folder against ``config``, write the config, and open the trace file.
 
         Returns notes for the person running it (a new run under --resume, a cut line, ...).
         """
         notes: list[str] = []
-        if resume and overwrite:
-            raise ConfigError("--resume and --overwrite exclude each other")
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path} is a file; a run folder is a directory")
-        existing = self.path.exists() and any(self.path.iterdir())
+        self.check(resume=resume, overwrite=overwrite)
+        existing = self.holds_something()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -324,9 +356,15 @@ class RunFolder(_TraceSink):
                 self._clear()
             if resume:
                 notes.append(f"no run at {self.path} yet: starting a new one")
-            write_atomic(self.config_path, config.model_dump_json(indent=2) + "\n")
-            self.traces_path.touch()
-        self._handle = self.traces_path.open("a", encoding="utf-8")
+            try:
+                write_atomic(self.config_path, config.model_dump_json(indent=2) + "\n")
+                self.traces_path.touch()
+            except OSError as exc:
+                raise OutputError.of(self.path, exc) from None
+        try:
+            self._handle = self.traces_path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError.of(self.traces_path, exc) from None
         return notes
 
     def _lock(self) -> None:
@@ -406,4 +444,4 @@ class TraceFile(_TraceSink):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("w", encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise OutputError.of(self.path, exc) from None

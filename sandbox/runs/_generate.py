@@ -106,9 +106,15 @@ async def generate(
         notes: list[str] = []
     else:
         sink = RunFolder(spec.out)
+    own_model = model is None
     try:
-        own_model = model is None
         if isinstance(sink, RunFolder):
+            if own_model and spec.ray is None and not (spec.resume and sink.holds_something()):
+                # A new run has work to do: the model loads before the folder is made, so a model
+                # file llama.cpp refuses leaves nothing behind (a resume reads the folder first:
+                # with every pair done, no model is needed).
+                sink.check(resume=spec.resume, overwrite=spec.overwrite)
+                model = open_model(spec)
             notes = sink.open(config, resume=spec.resume, overwrite=spec.overwrite)
         pending = [(t, s) for t in tasks for s in range(spec.n) if (t.id, s) not in sink.done]
         summary = RunSummary(
@@ -120,19 +126,19 @@ async def generate(
             await _run_pending_on_ray(spec, config, pending, sink, summary, events)
         elif pending:
             model = model or open_model(spec)
-            try:
-                if isinstance(sink, TraceFile):
-                    sink.open()  # after the model loaded: a model that fails leaves no file behind
-                events.started(summary)
-                await _run_pending(spec, config, pending, model, servers, rewards, sink, summary, events)
-            finally:
-                if own_model:
-                    await model.aclose()
+            if isinstance(sink, TraceFile):
+                sink.open()  # after the model loaded: a model that fails leaves no file behind
+            events.started(summary)
+            await _run_pending(spec, config, pending, model, servers, rewards, sink, summary, events)
         else:
             events.started(summary)
         return summary
     finally:
-        sink.close()
+        try:
+            if own_model and model is not None:
+                await model.aclose()
+        finally:
+            sink.close()
 
 
 async def _run_pending_on_ray(
