@@ -141,3 +141,21 @@ def test_a_truncated_model_leaves_no_run_folder(
     refused = f"Failed to load model from file: {truncated}"
     assert _error_line(done) == f"error: llama.cpp could not load the model {truncated}: {refused}"
     assert (list(out.iterdir()) == []) if made else not out.exists()
+
+
+def test_a_server_printing_non_json_on_stdout_is_named_in_one_line(
+    run: Callable[..., Done], tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps({"mcpServers": {"weather": {"command": "sh", "args": ["-c", "seq 3301; sleep 60"]}}})
+    )
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"id": "a", "prompt": "hi", "servers": ["weather"]}\n')
+    done = run(tasks=tasks, servers=config)
+    assert done.returncode == 2
+    line = _error_line(done)
+    assert line.startswith(
+        "error: server 'weather' failed to start: it wrote a line on stdout that is not a JSON-RPC"
+    )
+    assert "message: '1'" in line and "did not answer" not in line

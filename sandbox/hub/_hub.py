@@ -316,19 +316,11 @@ class _Slot:
                 async def watch() -> None:
                     nonlocal failure
                     await connection.done.wait()
-                    if connection.bad_output is not None:
-                        failure = ToolResult(
-                            text=f"server {server!r} broke the protocol during the call: "
-                            f"{connection.bad_output_reason()}",
-                            is_error=True,
-                            error_kind="protocol_error",
-                        )
-                    else:
-                        failure = ToolResult(
-                            text=f"server {server!r} exited during the call",
-                            is_error=True,
-                            error_kind="server_crashed",
-                        )
+                    failure = ToolResult(
+                        text=f"server {server!r} exited during the call",
+                        is_error=True,
+                        error_kind="server_crashed",
+                    )
                     race.cancel_scope.cancel()
 
                 race.start_soon(do_call)
@@ -337,8 +329,16 @@ class _Slot:
             failure = ToolResult(
                 text=f"{server}.{tool}: no answer within {timeout:.1f} s", is_error=True, error_kind="timeout"
             )
+        if connection.bad_output is not None:  # whichever way the call ended, this is why
+            why = connection.bad_output_reason()
+            failure = ToolResult(
+                text=f"server {server!r} broke the protocol during the call: {why}",
+                is_error=True,
+                error_kind="protocol_error",
+            )
         if failure is not None:
-            if failure.error_kind in ("server_crashed", "timeout") or connection.done.is_set():
+            broken = connection.done.is_set() or connection.bad_output is not None
+            if failure.error_kind in ("server_crashed", "timeout") or broken:
                 failure = await self._after_failure(connection, failure)
             return failure
         return _tool_result(result)

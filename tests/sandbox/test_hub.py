@@ -183,3 +183,39 @@ async def test_concurrent_failures_restart_the_server_once() -> None:
             after = await hub.call("echo", {"text": "ok"})
     assert not after.is_error
     assert hub.restarts == {"crashy": 1}
+
+
+# A server that prints what is not JSON-RPC on stdout (issue 14): the hub says so, naming the first line.
+NOISY_START = {"command": "sh", "args": ["-c", "seq 3301; sleep 60"]}
+NOT_JSON_RPC = "not a JSON-RPC message"
+
+
+@pytest.mark.anyio
+async def test_a_server_that_prints_non_json_at_start_is_named_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "servers.log"
+    started = time.monotonic()
+    with pytest.raises(ServerStartError) as caught:
+        async with ToolHub(load_config({"mcpServers": {"noisy": NOISY_START}}), log_path=log):
+            pass
+    assert time.monotonic() - started < 15  # not the 30 s start timeout
+    message = str(caught.value)
+    assert message.startswith(
+        f"server 'noisy' failed to start: it wrote a line on stdout that is {NOT_JSON_RPC}: '1'"
+    )
+    assert "did not answer" not in message
+    assert not [r for r in caplog.records if "JSONRPC" in r.getMessage()]  # no traceback per line
+    assert log.read_text().count("\n") < 10
+
+
+@pytest.mark.anyio
+async def test_a_server_that_prints_non_json_during_a_call_is_a_protocol_error() -> None:
+    noisy = {"command": "python", "args": [str(FIXTURES / "noisy_server.py"), "3301"]}
+    async with ToolHub(load_config({"mcpServers": {"noisy": noisy}}), call_timeout=20) as hub:
+        with anyio.fail_after(15):  # well inside the call timeout
+            shouted = await hub.call("shout", {})
+    assert shouted.is_error and shouted.error_kind == "protocol_error"
+    assert shouted.text.startswith("server 'noisy' broke the protocol during the call: it wrote a line")
+    assert f"{NOT_JSON_RPC}: 'log line 1'" in shouted.text and "the server was restarted" in shouted.text
+    assert hub.restarts == {"noisy": 1}
