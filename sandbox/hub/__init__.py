@@ -10,6 +10,7 @@ from sandbox.hub._hub import (
     EpisodeHub,
     ToolHub,
     list_all_tools,
+    remove_leftovers,
 )
 from sandbox.hub._pool import PoolClosedError, WarmPool
 
@@ -26,4 +27,5 @@ __all__ = [
     "WarmPool",
     "list_all_tools",
     "load_config",
+    "remove_leftovers",
 ]

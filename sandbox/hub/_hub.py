@@ -26,6 +26,8 @@ import functools
 import json
 import logging
 import os
+import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -92,7 +94,8 @@ class _Connection:
             return config.url
         args, env, cwd = list(config.args), dict(config.env), config.cwd
         if any(STATE_DIR in text for text in (*args, *env.values(), cwd or "")):
-            self.state_dir = tempfile.mkdtemp(prefix=f"sandbox-{config.name}-")
+            # The owner's pid in the name: a later hub removes it if this process dies unclean.
+            self.state_dir = tempfile.mkdtemp(prefix=f"sandbox-{config.name}-pid{os.getpid()}-")
             args = [arg.replace(STATE_DIR, self.state_dir) for arg in args]
             env = {key: value.replace(STATE_DIR, self.state_dir) for key, value in env.items()}
             cwd = cwd.replace(STATE_DIR, self.state_dir) if cwd else cwd
@@ -220,6 +223,54 @@ async def list_all_tools(client: Any) -> list[Any]:
         cursor = page.next_cursor
         if not cursor:
             return tools
+
+
+# What a hub leaves in the temporary folder, with the pid of the process that made it.
+_LEFTOVER_DIR = re.compile(r"sandbox-.+-pid(\d+)-[a-z0-9_]+")
+_LEFTOVER_LOG = re.compile(r"sandbox-servers-(\d+)(?:-[0-9a-f]{8})?\.log")
+
+
+def remove_leftovers(folder: str | Path | None = None) -> list[Path]:
+    """Remove what hubs of processes that are gone (killed, say, with SIGKILL) left in ``folder``
+    (the temporary folder by default): ``{state_dir}`` folders and server logs, found by the owner
+    pid in their names. Only entries of this user whose owner pid no longer runs are removed; a
+    hub calls this as it opens. Returns what it removed."""
+    root = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith("sandbox-"):
+            continue
+        as_dir, as_log = _LEFTOVER_DIR.fullmatch(entry.name), _LEFTOVER_LOG.fullmatch(entry.name)
+        match = as_log or as_dir
+        try:
+            if match is None or entry.is_symlink() or entry.stat().st_uid != os.getuid():
+                continue
+            if _running(int(match.group(1))):
+                continue
+            if as_log is not None and entry.is_file():
+                os.unlink(entry.path)
+            elif as_dir is not None and entry.is_dir():
+                shutil.rmtree(entry.path)
+            else:
+                continue
+        except OSError:
+            continue  # another process got there first, or it is not ours to remove
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or a number no pid has): leave it
+    return True
 
 
 def _unreadable_line(exc: Exception) -> str:
@@ -414,10 +465,14 @@ class ToolHub:
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
         self.pool_size = pool_size
+        self._own_log = not log_path
         self.log_path = (
-            Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}.log"
+            Path(log_path)
+            if log_path
+            else Path(tempfile.gettempdir()) / f"sandbox-servers-{os.getpid()}-{secrets.token_hex(4)}.log"
         )
         self._log: TextIO | None = None
+        self._keep_log = False  # a server failed: its stderr stays for the person to read
         self._slots: dict[str, _Slot] = {}
         self._pools: dict[str, WarmPool[_Connection]] = {}
         self._live: set[_Connection] = set()  # every connection not yet closed, for shutdown
@@ -447,6 +502,7 @@ class ToolHub:
         return cls(configs, call_timeout=call_timeout, start_timeout=start_timeout, pool_size=pool_size)
 
     async def __aenter__(self) -> ToolHub:
+        remove_leftovers()
         self._log = self.log_path.open("a", encoding="utf-8")
         self._group_cm = anyio.create_task_group()
         self._group = await self._group_cm.__aenter__()
@@ -461,11 +517,30 @@ class ToolHub:
                     # Filled from the first episode (or warm) on: a hub without episodes starts no more.
                     self._pools[name] = WarmPool(name, size, functools.partial(self._open, config))
         except BaseException:
+            self._keep_log = True
             await self.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if exc_info and exc_info[0] is not None:
+            self._keep_log = True
+        try:
+            await self._close()
+        finally:
+            self._drop_log()
+
+    def _drop_log(self) -> None:
+        """Remove a log this hub made, unless a server failed (an error message names the log) or
+        the hub closes on an error; an empty log goes either way."""
+        if not self._own_log:
+            return
+        failed = self._keep_log or any(slot.restarts for slot in self._slots.values())
+        with contextlib.suppress(OSError):
+            if not failed or self.log_path.stat().st_size == 0:
+                self.log_path.unlink()
+
+    async def _close(self) -> None:
         self._closing = True
         for pool in self._pools.values():
             pool.close()
@@ -486,7 +561,11 @@ class ToolHub:
         connection = _Connection(config, self._log if config.transport == "stdio" else None)
         self._live = {c for c in self._live if not c.done.is_set()}
         self._live.add(connection)
-        await connection.start(self._group, self.start_timeout)
+        try:
+            await connection.start(self._group, self.start_timeout)
+        except ServerStartError:
+            self._keep_log = True
+            raise
         return connection
 
     def _spec(self, server: str, tool: Any) -> ToolSpec:

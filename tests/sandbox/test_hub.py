@@ -219,3 +219,26 @@ async def test_a_server_that_prints_non_json_during_a_call_is_a_protocol_error()
     assert shouted.text.startswith("server 'noisy' broke the protocol during the call: it wrote a line")
     assert f"{NOT_JSON_RPC}: 'log line 1'" in shouted.text and "the server was restarted" in shouted.text
     assert hub.restarts == {"noisy": 1}
+
+
+@pytest.mark.anyio
+async def test_a_structured_result_past_the_depth_bound_is_kept_as_text_only() -> None:
+    from typing import Any
+
+    from mcp.server import MCPServer
+
+    server = MCPServer("deep")
+
+    @server.tool()
+    def deep(levels: int) -> dict[str, Any]:
+        """A value nested ``levels`` deep."""
+        value: Any = 1
+        for _ in range(levels):
+            value = {"a": value}
+        return {"v": value}
+
+    async with ToolHub.in_memory({"deep": server}) as hub:
+        within = await hub.call("deep", {"levels": 60})
+        past = await hub.call("deep", {"levels": 80})
+    assert within.structured is not None
+    assert past.structured is None and not past.is_error and past.text.count('"a"') == 80

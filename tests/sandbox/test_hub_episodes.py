@@ -6,6 +6,8 @@ path is checked once with a server factory.
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import anyio
 import pytest
 
 from sandbox.episodes import run_episode
-from sandbox.hub import ServerConfig, ToolHub, load_config
+from sandbox.hub import ServerConfig, ToolHub, load_config, remove_leftovers
 from sandbox.models import ScriptedModel
 from sandbox.records import ConfigError, Task, ToolResult
 
@@ -330,3 +332,51 @@ async def test_an_episode_cancelled_while_its_server_starts_leaves_no_process() 
             assert scope.cancelled_caught
             while _children() - before != {shared}:  # the half-started server is stopped
                 await anyio.sleep(0.05)
+
+
+KILLED_HUB = """
+import anyio, sys
+from sandbox.hub import ToolHub, load_config
+scratch = {"command": "python", "args": ["-m", "servers.files", "{state_dir}"], "cwd": sys.argv[1]}
+config = load_config({"mcpServers": {"scratch": scratch}})
+async def main():
+    async with ToolHub(config) as hub:
+        print(hub.log_path, flush=True)
+        await anyio.sleep(600)
+anyio.run(main)
+"""
+
+
+def test_what_a_killed_run_left_is_removed_when_the_next_hub_opens(tmp_path: Path) -> None:
+    """Issue 14: after a SIGKILL the state folder and the server log stay; the next hub removes
+    them, and leaves alone what a running process (this one) and other names own."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_HUB, str(ROOT)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        log = Path(child.stdout.readline().strip())
+    finally:
+        child.kill()
+        child.wait()
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert log.name in left and log.parent == tmp_path
+    assert [name for name in left if name.startswith(f"sandbox-scratch-pid{child.pid}-")]
+    mine = tmp_path / f"sandbox-scratch-pid{os.getpid()}-abc123"  # a live owner: kept
+    mine.mkdir()
+    other = tmp_path / "sandbox-notes"  # no owner in the name: not the hub's
+    other.mkdir()
+    removed = remove_leftovers(tmp_path)
+    assert sorted(path.name for path in removed) == left
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([mine.name, other.name])
+
+
+@pytest.mark.anyio
+async def test_a_clean_run_leaves_no_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    scratch = {"command": "python", "args": ["-m", "servers.files", "{state_dir}"], "cwd": str(ROOT)}
+    async with ToolHub(_config(scratch=scratch), call_timeout=20) as hub:
+        assert hub.log_path.parent == tmp_path and hub.log_path.exists()
+        await hub.call("list_files", {})
+    assert list(tmp_path.iterdir()) == []
