@@ -9,6 +9,7 @@
 - :class:`OracleModel` -- plays each task's reference solution (:func:`oracle_turns`), the best
   episode a task has; the gauntlet's baseline.
 - :class:`LlamaScorer` -- a local GGUF model as a judge's backend (next-token option log-probabilities).
+- :class:`OpenAIScorer` -- a judge's backend on an OpenAI-compatible server (``top_logprobs``).
 
 Model files: :func:`default_model_path` (the embedded SmolLM2-135M), :func:`check_model_file`,
 :func:`file_sha256`, :func:`load_llama` (the one llama.cpp loader) and :func:`quantize`.
@@ -27,6 +28,7 @@ from sandbox.models._files import (
     load_llama,
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
+from sandbox.models._http_scorer import OpenAIScorer
 from sandbox.models._llama import LlamaModel
 from sandbox.models._oracle import OracleError, OracleModel, oracle_answer, oracle_turns
 from sandbox.models._quantize import Quantized, quantize
@@ -44,6 +46,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIModel",
+    "OpenAIScorer",
     "OracleError",
     "OracleModel",
     "Quantized",
