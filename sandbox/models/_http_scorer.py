@@ -5,12 +5,14 @@ The judge (``rewards.JudgePRM``) needs, for each question, the log-probability o
 start of the reply ("Score: "), so the question asks for the digit and the reply is read as it comes:
 one greedy request per question (temperature 0, up to :data:`SCAN_TOKENS` tokens, ``logprobs`` with
 the :data:`TOP_LOGPROBS` likeliest tokens at each position), and the score slot is the first position
-where the text written so far is empty or the reply prefix ("Score:") and an option is among the
-likeliest tokens. There, each option's log-probability is the log-sum of the listed tokens that are
-the option up to whitespace (``"1"``, ``" 1"``); an option not listed gets the smallest listed
-log-probability, an upper bound on its own. A reply with no such slot gives every option that same
-value: the options are then equally likely (a step grade of 0.5) and their mass is small, which
-:class:`~rewards.OptionScore` reports.
+where the judge writes an option (up to whitespace) with no digit written before it: "1",
+"Score: 1" and "The answer is 0." are read at their digit, while a reply that writes another number
+first ("Step 2 is right", "3 + 4 = 7") has no slot, so a number is never taken for the score. There,
+each option's log-probability is the log-sum of the listed tokens that are the option up to
+whitespace (``"1"``, ``" 1"``); an option not listed gets the smallest listed log-probability, an
+upper bound on its own. A reply with no slot gives every option the smallest log-probability the
+reply lists: the options are then equally likely (a step grade of 0.5) and their mass is small,
+which :class:`~rewards.OptionScore` reports.
 
 Servers that return ``top_logprobs`` this way: llama-server (``--n-probs`` not needed), vLLM,
 llama-cpp-python's server (its models load with ``logits_all``, the default there) and OpenAI's API.
@@ -32,7 +34,7 @@ import anyio
 from sandbox.models._http import OpenAIModel
 from sandbox.records import JudgeError, JudgePrompt
 
-SCAN_TOKENS = 8  # reply tokens in which the score slot is looked for
+SCAN_TOKENS = 10  # reply tokens in which the score slot is looked for
 TOP_LOGPROBS = 20  # the most OpenAI's API returns per position
 REPLY_INSTRUCTION = 'Reply with "{prefix}" and the digit, nothing else.'
 
@@ -72,9 +74,12 @@ class OpenAIScorer:
 
         async def ask(index: int, prompt: JudgePrompt) -> None:
             reply = await self._model.apost(self.payload(prompt))
-            rows[index] = slot_logprobs(self._content(reply), options, prompt.reply_prefix)
+            rows[index] = slot_logprobs(self._content(reply), options)
 
-        anyio.run(ask_all)
+        try:
+            anyio.run(ask_all)
+        except BaseExceptionGroup as group:  # one question failed: its error, not the group's
+            raise _first_leaf(group) from None
         return rows
 
     def payload(self, prompt: JudgePrompt) -> dict[str, Any]:
@@ -109,21 +114,18 @@ class OpenAIScorer:
         return [entry for entry in content if isinstance(entry, dict)]
 
 
-def slot_logprobs(
-    content: Sequence[dict[str, Any]], options: Sequence[str], reply_prefix: str
-) -> list[float]:
+def slot_logprobs(content: Sequence[dict[str, Any]], options: Sequence[str]) -> list[float]:
     """Each option's log-probability at the score slot of a reply's ``logprobs.content`` (module doc)."""
-    allowed_before = {"", reply_prefix.strip()}
-    written = ""
     for entry in content:
-        listed = _listed(entry)
-        if written.strip() in allowed_before and listed:
-            found = [_logsumexp([lp for tok, lp in listed if tok.strip() == option]) for option in options]
-            if any(value > -math.inf for value in found):
-                floor = min(lp for _, lp in listed)
-                return [value if value > -math.inf else floor for value in found]
         token = entry.get("token")
-        written += token if isinstance(token, str) else ""
+        token = token if isinstance(token, str) else ""
+        listed = _listed(entry)
+        if token.strip() in options and listed:
+            found = [_logsumexp([lp for tok, lp in listed if tok.strip() == option]) for option in options]
+            floor = min(lp for _, lp in listed)
+            return [value if value > -math.inf else floor for value in found]
+        if any(char.isdigit() for char in token):
+            break  # another number came first: no slot
     floor = min((lp for entry in content for _, lp in _listed(entry)), default=0.0)
     return [floor for _ in options]
 
@@ -138,6 +140,11 @@ def _listed(entry: dict[str, Any]) -> list[tuple[str, float]]:
             if isinstance(value, int | float) and not isinstance(value, bool) and value > -math.inf:
                 pairs[item["token"]] = float(value)
     return list(pairs.items())
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _logsumexp(values: Sequence[float]) -> float:
