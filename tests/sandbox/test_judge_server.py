@@ -219,7 +219,8 @@ def test_a_real_server_judges_steps(llama_server: str) -> None:
     first = judge.step_score(TASK, STEPS[:1], STEPS[1])
     again = judge.step_score(TASK, STEPS[:1], STEPS[1])  # from the server's prompt cache this time
     print(f"\n{judge.version}: P(correct) {first.value:.3f}, options' mass {first.mass:.3f}")
-    assert again.value == pytest.approx(first.value, abs=1e-3)
+    # the server evaluates the repeat from its prompt cache, which moves the logits a little (0.007 seen)
+    assert again.value == pytest.approx(first.value, abs=0.03)
     assert 0.0 <= first.value <= 1.0 and math.isclose(sum(first.probabilities), 1.0)
     assert first.mass > 0.01  # a slot was found: the options hold real probability there
     assert first.value != 0.5
