@@ -12,7 +12,15 @@ Rows are reported in halves: the verifier's parser was developed on the even lin
 file and never on the odd ones, so the odd half is the held-out figure. Last, the cost of the
 verifier's process reward on looping traces of 1,000 and 10,000 steps.
 
-    python bench/bench_prm.py [--data processbench_dev.jsonl] [--judge MODEL.gguf] [--judge-solutions 40]
+With ``--judge-base-url URL`` the judge is a model behind an OpenAI-compatible server (it must
+return ``top_logprobs``). With ``--mc-solutions N``, Monte Carlo step values (Math-Shepherd):
+``--mc-k`` continuations of at most ``--mc-max-tokens`` tokens from every step by the policy
+(``--mc-model``, default the embedded model), on N solutions whose right answer is known (the
+correct solutions' own boxed answer; an erroneous solution's from a correct solution of the same
+problem), half erroneous, with the cost per solution in seconds and generated tokens.
+
+    PYTHONPATH=. python bench/bench_prm.py [--data processbench_dev.jsonl] [--judge MODEL.gguf |
+        --judge-base-url URL] [--judge-solutions 40] [--mc-solutions 8 --mc-k 4 --mc-max-tokens 96]
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rewards import JudgePRM, ProcessRewardModel, RulePRM, VerifierPRM
+from rewards import JudgePRM, MonteCarloPRM, ProcessRewardModel, RulePRM, VerifierPRM, grade_all
+from rewards._montecarlo import final_answer
 from rewards._processbench import (
     ERROR_THRESHOLD,
     NO_ERROR,
@@ -37,10 +46,18 @@ from rewards._processbench import (
     step_auroc,
 )
 from rewards._verifier import cot_verifier, process_verifier
-from sandbox.models import LlamaScorer
+from sandbox.models import BatchedLlamaModel, LlamaScorer, OpenAIScorer, PolicyRollouts
 from sandbox.records import ModelInfo, SandboxError, Step, Task, ToolCall, ToolResult, Trace
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "processbench_dev.jsonl"
+# ../shared/data beside the checkout (a worktree sits one level deeper: look upwards).
+DEFAULT_DATA = next(
+    (
+        folder / "shared" / "data" / "processbench_dev.jsonl"
+        for folder in Path(__file__).resolve().parents[1:]
+        if (folder / "shared" / "data" / "processbench_dev.jsonl").exists()
+    ),
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "processbench_dev.jsonl",
+)
 SOURCES = ("gsm8k", "math")
 LOOP_STEPS = (1_000, 10_000)
 
@@ -54,7 +71,13 @@ def main() -> None:
     parser.add_argument(
         "--judge-solutions", type=int, default=40, help="judged solutions: a quarter per source and kind"
     )
-    parser.add_argument("--threads", type=int, default=None, help="judge threads (default: all cores)")
+    parser.add_argument("--judge-base-url", help="OpenAI-compatible server of the judge instead of --judge")
+    parser.add_argument("--judge-api-model", help="the judge's model on that server (default: the first)")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    parser.add_argument("--mc-solutions", type=int, default=0, help="solutions for Monte Carlo values")
+    parser.add_argument("--mc-k", type=int, default=4, help="continuations from each step")
+    parser.add_argument("--mc-max-tokens", type=int, default=96, help="tokens per continuation")
+    parser.add_argument("--mc-model", help="policy GGUF for the continuations (default: embedded)")
     args = parser.parse_args()
     try:
         run(args)
@@ -84,7 +107,9 @@ def run(args: argparse.Namespace) -> None:
     for title, rows in halves.items():
         _table(title, rows, graded, predictors)
     _judge(args, solutions[1::2], graded, predictors)
-    _loop_cost()
+    _monte_carlo(args, solutions, graded, predictors)
+    if args.mc_solutions <= 0:
+        _loop_cost()
 
 
 def _last_if_wrong(solution: Solution) -> int:
@@ -139,7 +164,7 @@ def _judge(
 ) -> None:
     if args.judge_solutions <= 0:
         return
-    if args.judge is None:
+    if args.judge is None and args.judge_base_url is None:
         from sandbox.models import default_model_path
 
         args.judge = default_model_path()
@@ -152,7 +177,12 @@ def _judge(
             :per_kind
         ]
     ]
-    judge = JudgePRM(LlamaScorer(args.judge, n_threads=args.threads))
+    backend = (
+        OpenAIScorer(args.judge_base_url, model=args.judge_api_model)
+        if args.judge_base_url is not None
+        else LlamaScorer(args.judge, n_threads=args.threads)
+    )
+    judge = JudgePRM(backend)
     grades, seconds = _grade_all(judge, subset)
     steps = sum(len(s.steps) for s in subset)
     title = (
@@ -161,6 +191,53 @@ def _judge(
         f"({judge.name} v{judge.version}: {seconds:.0f} s for {steps} steps, {seconds / steps:.2f} s a step)"
     )
     _table(title, subset, {judge.name: grades, **graded}, predictors)
+
+
+def _monte_carlo(
+    args: argparse.Namespace,
+    solutions: Sequence[Solution],
+    graded: dict[str, dict[str, list[float]]],
+    predictors: dict[str, Predictor],
+) -> None:
+    if args.mc_solutions <= 0:
+        return
+    answers = known_answers(solutions)
+    half = args.mc_solutions // 2
+    erroneous = [s for s in solutions if s.label != NO_ERROR and s.id in answers][:half]
+    correct = [s for s in solutions if s.label == NO_ERROR and s.id in answers][: args.mc_solutions - half]
+    subset = erroneous + correct
+    model = BatchedLlamaModel(args.mc_model, n_seq=args.mc_k, n_ctx=4096, n_threads=args.threads)
+    rollouts = PolicyRollouts(model, max_tokens=args.mc_max_tokens)
+    prm = MonteCarloPRM(rollouts, k=args.mc_k)
+    started = time.perf_counter()
+    grades = {}
+    for solution in subset:
+        task = Task(
+            id=solution.id, prompt=solution.problem, expected_answer=answers[solution.id], answer_match="math"
+        )
+        grades[solution.id] = grade_all(prm, task, solution.step_records())
+    seconds = time.perf_counter() - started
+    model.close()
+    steps = sum(len(s.steps) for s in subset)
+    title = (
+        f"Monte Carlo subset: {len(erroneous)} erroneous and {len(correct)} correct solutions with a known "
+        f"answer ({prm.name} v{prm.version}; k = {args.mc_k}, at most {args.mc_max_tokens} tokens each; "
+        f"{steps} steps; per solution {seconds / len(subset):.0f} s and "
+        f"{rollouts.tokens / len(subset):.0f} generated tokens)"
+    )
+    _table(title, subset, {prm.name: grades, **graded}, predictors)
+
+
+def known_answers(solutions: Sequence[Solution]) -> dict[str, str]:
+    """Each solution's right answer where the file shows it: a correct solution's last boxed answer,
+    given to every solution of the same problem."""
+    by_problem: dict[str, str] = {}
+    for solution in solutions:
+        if solution.final_answer_correct and solution.label == NO_ERROR:
+            boxed = final_answer("\n".join(solution.steps))
+            if boxed is not None:
+                by_problem.setdefault(solution.problem, boxed)
+    return {s.id: by_problem[s.problem] for s in solutions if s.problem in by_problem}
 
 
 def _loop_cost() -> None:

@@ -17,7 +17,9 @@ reward models plug in behind :class:`ProcessRewardModel`: :class:`MilestonePRM` 
 by milestones reached and minefields, over recorded server state; with :class:`RulePRM` behind
 :class:`ToolAwarePRM`, the default of ``process``), :class:`RulePRM` and :class:`VerifierPRM`
 (arithmetic checked exactly) need no model, :class:`JudgePRM` reads a judge model's expected
-scores through a :class:`JudgeBackend` passed in (:func:`make_judge_rewards`);
+scores through a :class:`JudgeBackend` passed in (:func:`make_judge_rewards`), and
+:class:`MonteCarloPRM` grades a step by the share of a policy's continuations (:class:`Rollouts`,
+passed in) that reach the expected answer;
 :func:`earliest_error` and :func:`processbench_f1` score step graders the ProcessBench way. Rewards
 register by name in the ``sandbox.rewards`` entry-point group (:func:`available_rewards`).
 """
@@ -27,6 +29,7 @@ from rewards._budget import BudgetExceeded, reward_budget
 from rewards._cot import calculate_reward, cot_reward, make_cot_reward
 from rewards._judge import JudgeBackend, JudgePRM, OptionScore, expected_score, make_judge_rewards
 from rewards._milestone import MilestonePRM, ToolAwarePRM, is_tool_task, task_milestones
+from rewards._montecarlo import MonteCarloPRM, Rollouts
 from rewards._outcome import AnswerSpecError, answers_match, judge_outcome, outcome_reward
 from rewards._prm import ProcessRewardModel, RulePRM, grade_all
 from rewards._process import (
@@ -55,10 +58,12 @@ __all__ = [
     "JudgeBackend",
     "JudgePRM",
     "MilestonePRM",
+    "MonteCarloPRM",
     "OptionScore",
     "ProcessRewardModel",
     "RewardError",
     "RewardFn",
+    "Rollouts",
     "RulePRM",
     "StateVerdict",
     "ToolAwarePRM",

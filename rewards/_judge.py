@@ -28,7 +28,7 @@ from rewards._process import make_process_reward
 from rewards._types import RewardFn
 from sandbox.records import Attributes, JudgePrompt, Step, Task, Trace, dumps
 
-PROMPT_VERSION = "judge-1"
+PROMPT_VERSION = "judge-2"  # 2: a written solution's steps are shown as numbered text
 ATTRIBUTE_OPTIONS = ("0", "1", "2", "3", "4")
 STEP_OPTIONS = ("0", "1")
 HASH_PREFIX = 12
@@ -156,13 +156,25 @@ def make_judge_rewards(backend: JudgeBackend) -> dict[str, RewardFn]:
 
 
 def _transcript(steps: Sequence[Step]) -> str:
-    return "\n".join(f"Step {number}: {_step_text(step)}" for number, step in enumerate(steps, start=1))
+    """The steps, numbered from 1, one paragraph each.
+
+    A written solution (every step an answer, as ProcessBench's steps are) shows each step as its own
+    text; in a transcript with tool calls, or on a step that also has a thought, an answer is
+    labelled ``Answer:`` so the judge tells the final answer from the work before it.
+    """
+    with_calls = any(step.action != "answer" for step in steps)
+    return "\n\n".join(
+        f"Step {number}: {_step_text(step, label_answer=with_calls)}"
+        for number, step in enumerate(steps, start=1)
+    )
 
 
-def _step_text(step: Step) -> str:
-    parts = [step.thought.strip()] if step.thought.strip() else []
+def _step_text(step: Step, *, label_answer: bool) -> str:
+    thought = step.thought.strip()
+    parts = [thought] if thought else []
     if step.action == "answer":
-        parts.append(f"Answer: {step.answer or ''}")
+        answer = (step.answer or "").strip()
+        parts.append(f"Answer: {answer}" if label_answer or thought else answer)
     elif step.call is not None:
         parts.append(f"Call {step.call.name} {dumps(step.call.arguments)}")
         if step.result is not None:

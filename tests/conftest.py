@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +53,53 @@ def sandbox_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+def _default_model_path() -> Path:
+    from sandbox.models import default_model_path
+
+    return default_model_path()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """``python -m llama_cpp.server`` with the embedded model on a free loopback port."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(_default_model_path()),
+        "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "2048", "--verbose", "False",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client() as client:
+            for _ in range(600):
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"llama_cpp.server exited {process.returncode}: {process.stderr.read()[-2000:]}"
+                    )
+                try:
+                    if client.get(f"{url}/v1/models", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                threading.Event().wait(0.2)
+            else:
+                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()

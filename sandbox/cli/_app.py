@@ -31,7 +31,7 @@ from rich.markup import escape
 from sandbox.records import SandboxError
 
 if TYPE_CHECKING:
-    from sandbox.runs import HttpModelOptions
+    from sandbox.runs import HttpModelOptions, JudgeServer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Piped output (logs, CI) gets full-width tables instead of rich's 80-column default.
@@ -65,7 +65,20 @@ Threads = Annotated[
     typer.Option(help="llama.cpp threads (default: every core; on a busy machine fewer can be faster)."),
 ]
 JudgeModel = Annotated[
-    Path | None, typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge).")
+    Path | None,
+    typer.Option(help="GGUF model for the judge PRM's rewards (cot_judge, process_judge), on --threads."),
+]
+JudgeBaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="OpenAI-compatible server of the judge model instead of --judge (it must return logprobs)."
+    ),
+]
+JudgeApiModel = Annotated[
+    str | None, typer.Option(help="The judge's model name on its server (default: the first it lists).")
+]
+JudgeApiKeyEnv = Annotated[
+    str | None, typer.Option(help="Environment variable that holds the judge server's API key.")
 ]
 
 # The options of an OpenAI-compatible model server, shared by `run` and `generate`.
@@ -104,6 +117,16 @@ def http_options(
     from sandbox.runs import HttpModelOptions
 
     return HttpModelOptions(base_url, api_model, api_key_env, api_tool_calls, api_grammar, api_concurrency)
+
+
+def judge_server(base_url: str | None, api_model: str | None, api_key_env: str | None) -> JudgeServer | None:
+    if base_url is None and (api_model is not None or api_key_env is not None):
+        raise SandboxError("--judge-api-model and --judge-api-key-env go with --judge-base-url")
+    if base_url is None:
+        return None
+    from sandbox.runs import JudgeServer
+
+    return JudgeServer(base_url, api_model, api_key_env)
 
 
 def task_path(value: str) -> Path:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sandbox.cli._app import LoraFile, ModelFile, app, console
+from sandbox.cli._app import LoraFile, ModelFile, Threads, app, console
 from sandbox.cli._render import loss_table
 from sandbox.records import SandboxError
 
@@ -80,6 +80,7 @@ def loss(
         int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
     ] = -1,
     lora: LoraFile = None,
+    threads: Threads = None,
 ) -> None:
     """Mean next-token loss (nats) and perplexity of each trace's assistant tokens under a model."""
     from sandbox.datasets import loss_file
@@ -87,7 +88,15 @@ def loss(
     if (max_perplexity is None) != (keep is None):
         raise SandboxError("--max-perplexity and --keep go together")
     results = loss_file(
-        traces, model, out, max_perplexity, keep, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, lora=lora
+        traces,
+        model,
+        out,
+        max_perplexity,
+        keep,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        lora=lora,
+        threads=threads,
     )
     console.print(loss_table(results))
 

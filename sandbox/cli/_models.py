@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from sandbox.cli._app import ModelFile, app, console
+from sandbox.cli._app import ModelFile, Threads, app, console
+from sandbox.records import SandboxError
 
 
 @app.command()
@@ -16,6 +17,7 @@ def quantize(
     out: Annotated[Path, typer.Option("-o", "--out", help="The new GGUF file.")],
     model: ModelFile = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Re-quantize a GGUF model with llama.cpp's quantizer: some weight types batch far better on a CPU.
 
@@ -25,8 +27,10 @@ def quantize(
     """
     from sandbox.models import quantize as run_quantize
 
+    if threads is not None and threads < 1:
+        raise SandboxError("--threads must be at least 1")
     with console.status(f"quantizing to {type_name} ..."):
-        result = run_quantize(model, out, type_name.lower(), overwrite=overwrite)
+        result = run_quantize(model, out, type_name.lower(), overwrite=overwrite, threads=threads)
     console.print(
         f"{result.path}: {result.type}, {result.size / 1e6:.1f} MB (from {result.source_size / 1e6:.1f} MB), "
         f"sha256 {result.sha256}",

@@ -16,6 +16,9 @@ from sandbox.cli._app import (
     ApiModel,
     ApiToolCalls,
     BaseUrl,
+    JudgeApiKeyEnv,
+    JudgeApiModel,
+    JudgeBaseUrl,
     JudgeModel,
     LoraFile,
     ModelFile,
@@ -25,6 +28,7 @@ from sandbox.cli._app import (
     console,
     err_console,
     http_options,
+    judge_server,
     task_path,
 )
 from sandbox.cli._render import (
@@ -62,6 +66,9 @@ def run(
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
     judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_model: JudgeApiModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
     base_url: BaseUrl = None,
     api_model: ApiModel = None,
     api_key_env: ApiKeyEnv = None,
@@ -84,6 +91,7 @@ def run(
         mode=mode,  # type: ignore[arg-type]
         rewards=rewards,
         judge=judge,
+        judge_server=judge_server(judge_base_url, judge_api_model, judge_api_key_env),
         max_steps=max_steps,
         max_tokens=max_tokens,
         token_budget=token_budget,
@@ -130,6 +138,9 @@ def generate(
     ] = "constrained",
     rewards: RewardNames = "all",
     judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_model: JudgeApiModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     max_tokens: Annotated[int, typer.Option(help="Tokens per model turn (bounded by the context).")] = 8192,
@@ -175,6 +186,7 @@ def generate(
         mode=mode,  # type: ignore[arg-type]
         rewards=rewards,
         judge=judge,
+        judge_server=judge_server(judge_base_url, judge_api_model, judge_api_key_env),
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
@@ -208,11 +220,16 @@ def score(
     rewards: RewardNames = "all",
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
     judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_model: JudgeApiModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
+    threads: Threads = None,
 ) -> None:
     """Re-score existing traces with the named rewards; every other reward on a trace stays as it was."""
     from sandbox.runs import score_file, select_rewards
 
-    chosen = select_rewards(rewards, judge)
+    server = judge_server(judge_base_url, judge_api_model, judge_api_key_env)
+    chosen = select_rewards(rewards, judge, threads=threads, judge_server=server)
     summary = score_file(traces, out, chosen, overwrite=overwrite)
     console.print(score_table(summary))
     console.print(f"wrote {summary.traces} trace(s) to {out}", highlight=False, markup=False)
@@ -232,6 +249,10 @@ def replay(
     n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
     overwrite: Annotated[bool, typer.Option(help="Replace an -o file that already holds traces.")] = False,
     judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_model: JudgeApiModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
+    threads: Threads = None,
     lora: LoraFile = None,
 ) -> None:
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
@@ -241,9 +262,10 @@ def replay(
 
     if lora is not None and model is None:
         raise SandboxError("--lora goes with --model: it applies to a live model")
-    chosen = select_rewards(rewards, judge)
+    server = judge_server(judge_base_url, judge_api_model, judge_api_key_env)
+    chosen = select_rewards(rewards, judge, threads=threads, judge_server=server)
     check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
-    live = LlamaModel(model, n_ctx=n_ctx, lora_path=lora) if model is not None else None
+    live = LlamaModel(model, n_ctx=n_ctx, n_threads=threads, lora_path=lora) if model is not None else None
     limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
     try:
         report = anyio.run(

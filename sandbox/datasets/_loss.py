@@ -166,14 +166,18 @@ def loss_file(
     n_ctx: int = 4096,
     n_gpu_layers: int = -1,
     lora: Path | None = None,
+    threads: int | None = None,
 ) -> list[TraceLoss]:
-    """Stream the traces through the scorer, writing losses (and kept traces) as they are computed."""
+    """Stream the traces through the scorer, writing losses (and kept traces) as they are computed;
+    the model runs on ``threads`` llama.cpp threads (None: every core)."""
     for target in (out, keep):
         if target is not None and target.resolve() == traces.resolve():
             raise ConfigError(f"{target} is the input file; write the results somewhere else")
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1")
     if next(iter_traces(traces), None) is None:  # a bad or empty file fails here, before the model loads
         raise ConfigError(f"{traces}: no traces in file")
-    model = LlamaModel(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, lora_path=lora)
+    model = LlamaModel(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=threads, lora_path=lora)
     results: list[TraceLoss] = []
     with contextlib.ExitStack() as stack:
         losses = stack.enter_context(out.open("w", encoding="utf-8")) if out else None

@@ -9,6 +9,8 @@
 - :class:`OracleModel` -- plays each task's reference solution (:func:`oracle_turns`), the best
   episode a task has; the gauntlet's baseline.
 - :class:`LlamaScorer` -- a local GGUF model as a judge's backend (next-token option log-probabilities).
+- :class:`PolicyRollouts` -- a policy's continuations of partial solutions (Monte Carlo step values).
+- :class:`OpenAIScorer` -- a judge's backend on an OpenAI-compatible server (``top_logprobs``).
 
 Model files: :func:`default_model_path` (the embedded SmolLM2-135M), :func:`check_model_file`,
 :func:`file_sha256`, :func:`load_llama` (the one llama.cpp loader) and :func:`quantize`.
@@ -27,9 +29,11 @@ from sandbox.models._files import (
     load_llama,
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
+from sandbox.models._http_scorer import OpenAIScorer
 from sandbox.models._llama import LlamaModel
 from sandbox.models._oracle import OracleError, OracleModel, oracle_answer, oracle_turns
 from sandbox.models._quantize import Quantized, quantize
+from sandbox.models._rollouts import PolicyRollouts
 from sandbox.models._scorer import LlamaScorer
 from sandbox.models._scripted import ScriptedModel
 
@@ -44,8 +48,10 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIModel",
+    "OpenAIScorer",
     "OracleError",
     "OracleModel",
+    "PolicyRollouts",
     "Quantized",
     "RetryPolicy",
     "ScriptedModel",

@@ -50,7 +50,7 @@ from sandbox.models._files import default_threads
 from sandbox.models._grammar_sampler import LazyGrammar
 from sandbox.models._llama import LlamaModel, reply_prefix_tokens
 from sandbox.models._lora import set_lora
-from sandbox.records import ContextFullError, Message, ModelInfo, Usage
+from sandbox.records import ContextFullError, Message, ModelInfo, Sampling, Usage
 
 TOP_K = 40
 MIN_P = 0.05
@@ -211,7 +211,17 @@ class BatchedLlamaModel(SyncModel):
 
     def complete(self, request: ModelRequest) -> ModelResponse:
         """Write one assistant turn; blocks this thread while the scheduler runs it with the others."""
-        job = _Job(request=request, prompt_text=self.render(request.messages))
+        return self._run(_Job(request=request, prompt_text=self.render(request.messages)))
+
+    def complete_text(
+        self, prompt_text: str, sampling: Sampling, *, stop: Sequence[str] = ()
+    ) -> ModelResponse:
+        """Continue ``prompt_text`` as it is (a rendered transcript with the reply begun, say), in the
+        same batches as the turns: jobs whose prompts share a prefix share its KV cells."""
+        request = ModelRequest(messages=(), sampling=sampling, stop=tuple(stop))
+        return self._run(_Job(request=request, prompt_text=prompt_text))
+
+    def _run(self, job: _Job) -> ModelResponse:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the model is closed")

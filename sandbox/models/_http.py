@@ -138,6 +138,7 @@ class OpenAIModel:
         self._rng = random.Random()
         self._totals = _Totals(_MEMO_SIZE)
         entry = self._find_model(model)
+        self.entry: dict[str, Any] = entry  # the server's /v1/models entry for the model
         self.name: str = entry["id"]
         self.grammar_field = _grammar_field(grammar, entry)
         self.info = ModelInfo(
@@ -170,6 +171,11 @@ class OpenAIModel:
                 await self.aclose()
 
         return anyio.run(once)
+
+    async def apost(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One ``/chat/completions`` request with a body built elsewhere (the judge's scorer), with
+        the same concurrency limit, retries and errors as a turn; the reply's JSON object."""
+        return await self._post(body)
 
     def close(self) -> None:
         """Nothing is held outside an event loop; ``aclose`` closes the running loop's connections."""

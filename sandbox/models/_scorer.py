@@ -49,6 +49,7 @@ class LlamaScorer:
         self.sha256 = file_sha256(path)
         self._formatter = chat_formatter(self._llm)
         self._cached: list[int] = []
+        self._last_row: np.ndarray | None = None  # the logits after ``_cached``, all of it
         self._option_ids: dict[tuple[str, ...], list[int]] = {}
 
     def option_logprobs(self, prompts: Sequence[JudgePrompt], options: Sequence[str]) -> list[list[float]]:
@@ -112,7 +113,7 @@ class LlamaScorer:
     def _run(self, sequences: Sequence[list[int]]) -> list[np.ndarray]:
         """The last position's logits of each token sequence, each after one (cached) forward pass."""
         if not self._owned:
-            self._cached = []  # someone else may have used the cache since our last call
+            self._cached, self._last_row = [], None  # someone else may have used the cache since
         try:
             return [self._last_logits(tokens) for tokens in sequences]
         finally:
@@ -125,14 +126,16 @@ class LlamaScorer:
                 f"judge prompt of {len(tokens)} tokens exceeds the judge's context of {self._llm.n_ctx()}; "
                 "load the judge with a larger n_ctx"
             )
+        if tokens == self._cached and self._last_row is not None:
+            return self._last_row.copy()  # the same question again: the same logits, not a re-run
         keep = min(common_prefix(self._cached, tokens), len(tokens) - 1)
         last: list[np.ndarray] = []
         try:
             decode(self._llm, tokens, keep, {len(tokens) - 1}, lambda _, row: last.append(row.copy()))
         except BaseException:
-            self._cached = []  # the cache holds an unknown part of this sequence
+            self._cached, self._last_row = [], None  # the cache holds an unknown part of this sequence
             raise
-        self._cached = list(tokens)
+        self._cached, self._last_row = list(tokens), last[0].copy()
         return last[0]
 
 

@@ -5,7 +5,8 @@
   a :class:`RunEvents` listener hears of its progress and a :class:`RunSummary` says what it did.
 - The run folder (``config.json`` as :class:`RunConfig`, ``traces.jsonl``): :data:`CONFIG_FILE`,
   :data:`TRACES_FILE`, :func:`run_trace_file`; each (task, sample) samples with :func:`derive_seed`.
-- :func:`select_rewards` and :func:`check_run_inputs`: what a run needs, checked before it starts.
+- :func:`select_rewards` and :func:`check_run_inputs`: what a run needs, checked before it starts;
+  a judge's backend from :func:`open_judge` (a GGUF, or a :class:`JudgeServer`).
 - :func:`score_file` (``sandbox score``): re-score traces with no episode run again.
 - :func:`replay_file` and :func:`replay_trace` (``sandbox replay``): re-run recorded episodes against
   their recorded tool results; :func:`first_difference` says where two runs part.
@@ -44,10 +45,12 @@ from sandbox.runs._replay import (
 from sandbox.runs._score import ScoreSummary, score_file
 from sandbox.runs._spec import (
     HttpModelOptions,
+    JudgeServer,
     RunSpec,
     check_run_inputs,
     check_spec,
     derive_seed,
+    open_judge,
     open_model,
     run_sample,
     select_rewards,
@@ -59,6 +62,7 @@ __all__ = [
     "CONFIG_FILE",
     "GauntletReport",
     "HttpModelOptions",
+    "JudgeServer",
     "ModelRef",
     "NotReplayableError",
     "OracleMax",
@@ -85,6 +89,7 @@ __all__ = [
     "generate",
     "init_ray",
     "model_ref",
+    "open_judge",
     "open_model",
     "replay_file",
     "replay_trace",

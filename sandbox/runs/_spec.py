@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rewards import RewardFn, available_rewards
+from rewards import JudgeBackend, RewardFn, available_rewards
 from sandbox.episodes import Limits, Mode, run_episode
 from sandbox.hub import ServerConfig, ToolHub, load_config
 from sandbox.models import MIN_COMPLETION_TOKENS, Model
@@ -39,6 +39,15 @@ class HttpModelOptions:
 
 
 @dataclass(frozen=True)
+class JudgeServer:
+    """A judge model behind an OpenAI-compatible server (``--judge-base-url`` and its options)."""
+
+    base_url: str
+    model: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything a run is told. The defaults are ``sandbox generate``'s, the seed document's
     sampling: n = 10, temperature 0.8, max_tokens 8192 (bounded by a local model's context).
@@ -59,7 +68,8 @@ class RunSpec:
     overwrite: bool = False
     mode: Mode = "constrained"
     rewards: str = "all"
-    judge: Path | None = None
+    judge: Path | None = None  # a GGUF judge, run by llama.cpp with ``threads``
+    judge_server: JudgeServer | None = None  # or a judge behind a server
     temperature: float = 0.8
     top_p: float = 1.0
     max_tokens: int = 8192
@@ -118,6 +128,10 @@ def check_spec(spec: RunSpec) -> None:
         ),
         (spec.http is not None and spec.model is not None, "--model and --base-url exclude each other"),
         (
+            spec.judge is not None and spec.judge_server is not None,
+            "--judge and --judge-base-url exclude each other",
+        ),
+        (
             spec.http is not None and spec.lora is not None,
             "--lora applies to a local model, not to --base-url",
         ),
@@ -151,31 +165,73 @@ def check_run_inputs(spec: RunSpec) -> tuple[list[Task], dict[str, ServerConfig]
             f"tasks name server(s) {unknown} that {spec.servers} does not configure "
             f"(configured: {sorted(config)})"
         )
-    return tasks, {name: config[name] for name in used}, select_rewards(spec.rewards, spec.judge)
+    return (
+        tasks,
+        {name: config[name] for name in used},
+        select_rewards(spec.rewards, spec.judge, threads=spec.threads, judge_server=spec.judge_server),
+    )
 
 
-def select_rewards(names: str, judge: Path | None = None) -> dict[str, RewardFn]:
+def select_rewards(
+    names: str,
+    judge: Path | None = None,
+    *,
+    threads: int | None = None,
+    judge_server: JudgeServer | None = None,
+) -> dict[str, RewardFn]:
     """The rewards named in ``names`` ("all", or comma-separated names), in that order.
 
-    With ``judge`` (a GGUF file), the judge PRM's rewards (``cot_judge``, ``process_judge``) join
-    the registered ones; "all" then includes them.
+    With a judge, the judge PRM's rewards (``cot_judge``, ``process_judge``) join the registered
+    ones; "all" then includes them. The judge is ``judge``, a GGUF file run by llama.cpp on
+    ``threads`` threads (None: every core), or ``judge_server``, a model behind an OpenAI-compatible
+    server; the two exclude each other.
     """
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1")
+    if judge is not None and judge_server is not None:
+        raise ConfigError("--judge and --judge-base-url exclude each other")
     available = available_rewards()
-    if judge is not None:
+    if judge is not None or judge_server is not None:
         from rewards import make_judge_rewards
-        from sandbox.models import LlamaScorer, check_model_file
 
-        available.update(make_judge_rewards(LlamaScorer(check_model_file(judge))))
+        available.update(make_judge_rewards(open_judge(judge, threads=threads, server=judge_server)))
     if names.strip() in ("all", ""):
         return dict(sorted(available.items()))
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in available]
     if unknown:
         hint = (
-            " (judge rewards need --judge MODEL.gguf)" if any(n.endswith("_judge") for n in unknown) else ""
+            " (judge rewards need --judge MODEL.gguf or --judge-base-url URL)"
+            if any(n.endswith("_judge") for n in unknown)
+            else ""
         )
         raise ConfigError(f"unknown reward(s) {unknown}; available: {sorted(available)}{hint}")
     return {name: available[name] for name in chosen}
+
+
+def open_judge(
+    path: Path | None, *, threads: int | None = None, server: JudgeServer | None = None
+) -> JudgeBackend:
+    """The judge's backend: a server's model when ``server`` is given, else the GGUF at ``path`` (the
+    embedded model when None) on ``threads`` llama.cpp threads (None: every core)."""
+    if server is not None:
+        from sandbox.models import OpenAIScorer
+
+        return OpenAIScorer(server.base_url, model=server.model, api_key=_api_key(server.api_key_env))
+    from sandbox.models import LlamaScorer, check_model_file, default_model_path
+
+    model = check_model_file(path if path is not None else default_model_path())
+    return LlamaScorer(model, n_threads=threads)
+
+
+def _api_key(env: str | None) -> str | None:
+    """The API key from the environment variable ``env`` names (never from the command line)."""
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise ConfigError(f"{env} is named for an API key but is not set (or empty)")
+    return key
 
 
 def open_http_model(options: HttpModelOptions) -> Model:
@@ -188,15 +244,10 @@ def open_http_model(options: HttpModelOptions) -> Model:
         raise ConfigError(f"--api-grammar must be one of {list(GRAMMAR_FIELDS)}, not {options.grammar!r}")
     if options.concurrency < 1:
         raise ConfigError("--api-concurrency must be at least 1")
-    api_key = None
-    if options.api_key_env is not None:
-        api_key = os.environ.get(options.api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env names {options.api_key_env}, which is not set (or empty)")
     return OpenAIModel(
         options.base_url,
         model=options.model,
-        api_key=api_key,
+        api_key=_api_key(options.api_key_env),
         tool_calls=options.tool_calls,  # type: ignore[arg-type]
         grammar=options.grammar,  # type: ignore[arg-type]
         max_concurrency=options.concurrency,

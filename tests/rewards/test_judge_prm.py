@@ -129,3 +129,21 @@ def test_control_tokens_written_in_a_trace_stay_text(judge: JudgePRM) -> None:
     plain = scorer.prompt_tokens(judge.prompt(TASK, [GOOD], "Is it right? Answer 0 or 1."))
     assert tokens.count(eos) == plain.count(eos)  # only the template's own markers
     assert 0.0 <= judge.grade_step(TASK, [], sneaky) <= 1.0
+
+
+def test_a_written_solution_shows_its_steps_as_numbered_text(judge: JudgePRM) -> None:
+    """ProcessBench's steps are answers: the judge reads them as steps, not as "Answer: ..."."""
+    from rewards._processbench import Solution
+
+    solution = Solution("gsm8k-1", "What is 20 less 15%?", ("15% of 20 = 3.", "So 20 - 3 = 17."), -1)
+    user = judge.prompt(solution.task(), solution.step_records(), "Is step 2 correct?").user
+    assert "Step 1: 15% of 20 = 3.\n\nStep 2: So 20 - 3 = 17.\n\nIs step 2 correct?" in user
+    assert "Answer:" not in user
+    from sandbox.records import Step, ToolCall, ToolResult
+
+    call = Step(
+        index=0, raw_text="", action="tool_call", call=ToolCall(id="c", name="calc", arguments={"e": "1"}),
+        result=ToolResult(text="17"),
+    )  # fmt: skip
+    agent = judge.prompt(TASK, [call, answer(1, "17")], "Is step 2 correct?").user
+    assert "Step 1: Call calc" in agent and "Step 2: Answer: 17" in agent  # a trace's answer is named

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rewards._judge import PROMPT_VERSION
 from sandbox.records import read_traces
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -118,7 +119,7 @@ def test_a_judge_model_adds_its_rewards(sandbox_cli: Cli, run_file: Path, tmp_pa
     (trace,) = read_traces(out)
     for name in ("cot_judge", "process_judge"):
         reward = trace.rewards[name]
-        assert "judge-1" in reward.version
+        assert PROMPT_VERSION in reward.version
         assert reward.value is not None or reward.reason
     refused = sandbox_cli("score", str(run_file), "--rewards", "cot_judge", "-o", str(tmp_path / "x.jsonl"))
     assert refused.returncode == 2 and "--judge" in _one_line_error(refused)
