@@ -1,11 +1,15 @@
 """The llama.cpp backend on the real embedded model."""
 
+import dataclasses
+import functools
+import json
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import LlamaModel, ModelRequest, check_model_file, default_model_path
 from sandbox.records import ContextFullError, Message, ModelFileError, Sampling
+from sandbox.turns import action_end
 
 
 def test_default_model_is_found_without_importing_its_package() -> None:
@@ -79,3 +83,27 @@ def test_tool_results_fall_back_to_the_user_role(llama_model: LlamaModel) -> Non
         assert llama_model.render([*plain, Message(role="tool", content="42")]) == "<user>hi<user>42"
     finally:
         llama_model._formatter, llama_model._tool_role_ok = saved
+
+
+# A grammar that makes the model write a bare call and then go on: the backend must stop at the call.
+BARE_CALL = '{"name": "f", "arguments": {"a": 1}}'
+GOES_ON = "root ::= " + json.dumps(BARE_CALL) + ' "\\n<tool_response>" [a-z ]{8,40} "</tool_response>"'
+
+
+def bare_call_request() -> ModelRequest:
+    return ModelRequest(
+        [Message(role="user", content="Call f.")],
+        Sampling(temperature=0.0, max_tokens=96),
+        grammar=GOES_ON,
+        stop_at=functools.partial(action_end, tool_names={"f"}),
+    )
+
+
+@pytest.mark.model
+def test_generation_stops_at_the_end_of_a_bare_call(llama_model: LlamaModel) -> None:
+    reply = llama_model.complete(bare_call_request())
+    assert reply.text == BARE_CALL and reply.finish_reason == "stop"
+    on = llama_model.complete(dataclasses.replace(bare_call_request(), stop_at=None))
+    assert on.text.startswith(BARE_CALL + "\n<tool_response>")
+    # it stopped there, not after the invented result (at least 24 more characters) was written
+    assert reply.usage.completion_tokens + 10 <= on.usage.completion_tokens
