@@ -20,6 +20,7 @@ from sandbox.models._decode import common_prefix
 from sandbox.models._files import (
     chat_formatter,
     check_model_file,
+    context_tokens,
     default_model_path,
     file_sha256,
     load_llama,
@@ -161,8 +162,9 @@ class LlamaModel(SyncModel):
         return {"role": message.role, "content": message.content}
 
     def tokenize(self, text: str) -> list[int]:
-        """Tokens of a text that starts a context (with BOS where the model wants one)."""
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        """Tokens of a text that starts a context (one BOS where the model wants one, even when the
+        chat template writes it too)."""
+        return context_tokens(self._llm, text)
 
     def tokenize_piece(self, text: str) -> list[int]:
         """Tokens of a text that continues a context (never a BOS)."""

@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,47 @@ def test_generation_stops_at_the_end_of_a_bare_call(llama_model: LlamaModel) -> 
     assert on.text.startswith(BARE_CALL + "\n<tool_response>")
     # it stopped there, not after the invented result (at least 24 more characters) was written
     assert reply.usage.completion_tokens + 10 <= on.usage.completion_tokens
+
+
+# A template that writes the BOS itself, as Gemma's, Llama 3's and Mistral's do.
+BOS_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def bos_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaModel]:
+    """The embedded model's weights in a GGUF (written with the ``gguf`` package) whose vocabulary
+    asks for a BOS (``<|endoftext|>``, id 0) and whose chat template writes one."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(default_model_path())
+    out = tmp_path_factory.mktemp("bos") / "bos-template.gguf"
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()  # type: ignore[union-attr]
+    writer = gguf.GGUFWriter(out, arch=arch, endianess=reader.endianess)
+    metadata = {
+        gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, BOS_TEMPLATE),
+        gguf.Keys.Tokenizer.BOS_ID: MetadataDetails(gguf.GGUFValueType.UINT32, 0),
+        gguf.Keys.Tokenizer.ADD_BOS: MetadataDetails(gguf.GGUFValueType.BOOL, True),
+    }
+    copy_with_new_metadata(reader, writer, metadata, [])
+    model = LlamaModel(out, n_ctx=512)
+    yield model
+    model.close()
+
+
+@pytest.mark.model
+def test_one_bos_when_the_template_writes_it(bos_model: LlamaModel) -> None:
+    messages = [Message(role="user", content="Say hi.")]
+    text = bos_model.render(messages)
+    assert text.startswith("<|endoftext|><|im_start|>user")
+    doubled = bos_model._llm.tokenize(text.encode(), add_bos=True, special=True)
+    assert doubled[:2] == [0, 0]  # what tokenizing the template's text gives: the bug being fixed
+    tokens = bos_model.tokenize(text)
+    assert tokens[0] == 0 and tokens[1] != 0 and tokens[1:] == doubled[2:]
+    assert bos_model.tokenize("plain")[0] == 0  # a text without one still gets its BOS
+    reply = bos_model.complete(ModelRequest(messages, Sampling(temperature=0.0, max_tokens=4)))
+    assert reply.usage.prompt_tokens == len(tokens)
