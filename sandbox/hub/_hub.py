@@ -75,6 +75,10 @@ class _Connection:
         config = self.config
         if config.server is not None:
             return config.server() if callable(config.server) else config.server
+        if config.url and config.sse:
+            from mcp.client.sse import sse_client
+
+            return sse_client(config.url)
         if config.url:
             return config.url
         args, env, cwd = list(config.args), dict(config.env), config.cwd
