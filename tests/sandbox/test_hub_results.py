@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from rewards import outcome_reward
 from sandbox.episodes import run_episode
 from sandbox.hub import MAX_RESOURCE_CHARS, ToolHub, load_config
 from sandbox.models import ScriptedModel
@@ -43,15 +44,27 @@ def test_embedded_resources_and_links_reach_the_model_as_text_and_uri() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_episode_reads_the_resource_text() -> None:
-    task = Task(id="page", prompt="The page's title?", servers=["content"], expected_answer="Test page")
+async def test_an_episode_reads_the_resource_text_and_an_answer_quoting_its_markup_scores() -> None:
+    task = Task(
+        id="page",
+        prompt="The page's title?",
+        servers=["content"],
+        expected_answer="Test page",
+        answer_match="contains",
+        distractors=["Home page"],
+    )
     call = '<tool_call>\n{"name": "read_page", "arguments": {}}\n</tool_call>'
-    model = ScriptedModel([call, "<answer>Test page</answer>"])
+    quoted = "<think>the title tag</think>\nIt says <title>Test page</title>"  # markup copied from the result
+    model = ScriptedModel([call, quoted])
     async with ToolHub(load_config({"mcpServers": CONTENT})) as hub:
-        trace = await run_episode(task, model, hub)
+        trace = await run_episode(task, model, hub, mode="free")
     tool_message = trace.messages[3]
     assert tool_message.role == "tool" and "<title>Test page</title>" in tool_message.content
     assert "file:///site/index.html" in tool_message.content
+    assert trace.final_answer == "It says <title>Test page</title>"
+    assert outcome_reward(trace, task).value == 1.0
+    hedged = trace.model_copy(update={"final_answer": "<title>Test page</title> or <h1>Home page</h1>"})
+    assert outcome_reward(hedged, task).value == 0.0  # a distractor in markup still fails
 
 
 @pytest.mark.skipif(
