@@ -7,7 +7,8 @@ expected state first, then the answer; a task with neither cannot be scored (val
 reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's version 2 rules decide
 "wrong", so they hold for every PRM's CoT reward, including those whose attributes come from the rule
 PRM. Version 3: the outcome's expected_state decides too (a catalog Toxic played is wrong whatever
-the answer says).
+the answer says). Version 4: the outcome's version 4 rules (markup does not hide a negation or a
+rival alternative).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rewards._types import RewardFn
 from sandbox.records import Attributes, Reward, Task, Trace
 
 NAME = "cot"
-VERSION = "3"
+VERSION = "4"
 
 WRONG_ANSWER_REWARD = -1.0
 BASE_REWARD = 1.0

@@ -50,7 +50,9 @@ answer is judged as above (a task with state checks and no expected answer score
 that recorded no state (an old trace, a hub that cannot read state) still fails on a wrong answer,
 and otherwise cannot be scored (None): a right answer does not vouch for state nobody saw.
 
-Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
+Version 4 (was 3): markup (symbols, a tag's name) neither fills the negation window nor lengthens
+a rival alternative: "not <b>Paris</b>" and "<b>Paris</b> or <b>Lyon</b>" fail as their plain
+forms do. Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from rewards._words import NEGATIONS, Words, read_words, tokens
 from sandbox.records import AnswerMatch, Reward, Task, Trace
 
 NAME = "outcome"
-VERSION = "3"
+VERSION = "4"
 
 CORRECT = 1.0
 WRONG = 0.0

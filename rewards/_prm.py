@@ -145,12 +145,13 @@ class RulePRM:
         ProcessBench's solutions (real chain-of-thought, where formulas repeat naturally: 99 % are
         below 0.48); on the odd rows 1 solution of 150 is above it.
 
-    Version 3 (was 2): repeated steps include restated thoughts and rank before error results,
-    verbosity reads the thoughts too and counts repetition.
+    Version 4 (was 3): correctness follows outcome version 4 (markup does not hide a negation or a
+    rival alternative). Version 3 (was 2): repeated steps include restated thoughts and rank before
+    error results, verbosity reads the thoughts too and counts repetition.
     """
 
     name = "rule-prm"
-    version = "3"
+    version = "4"
 
     def grade_step(self, task: Task, steps_so_far: Sequence[Step], step: Step) -> float:
         """Grade one step by the rules in the class docstring."""

@@ -17,7 +17,9 @@ Structure, for the anti-hedging rules of :mod:`rewards._outcome`:
 - a token is *negated* when one of the :data:`NEGATION_WINDOW` tokens before it in its own item is a
   negation word (:data:`NEGATIONS`): "not warm", "won't be warm", "never Lyon", "(not BoyWithUke)".
   "No, it is Paris" does not negate Paris, as the comma ends the item, and "don't forget a warm
-  coat" does not negate "coat", three tokens on (a window of three would).
+  coat" does not negate "coat", three tokens on (a window of three would). Markup does not count
+  in the window: symbol tokens and a word right after ``<`` (a tag's name) are passed over, so
+  "not <b>Paris</b>" negates Paris as "not Paris" does.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Words:
     text: str  # the NFKC text the starts index into
     offering: frozenset[int]  # clauses that offer alternatives
     separators: frozenset[int]  # items that are a lone "or" or "but"
+    markup: frozenset[int] = frozenset()  # tokens that are symbols or a tag's name
 
     def occurrences(self, wanted: Sequence[str]) -> Iterator[int]:
         """Where ``wanted`` (a token sequence, not empty) starts in the tokens."""
@@ -69,10 +72,15 @@ class Words:
 
     def negated(self, index: int) -> bool:
         """Whether a negation word stands within the window before token ``index``, in its item."""
-        item = self.items[index]
-        for before in range(max(0, index - NEGATION_WINDOW), index):
-            if self.items[before] == item and self.tokens[before] in NEGATIONS:
+        item, seen = self.items[index], 0
+        for before in range(index - 1, -1, -1):
+            if seen == NEGATION_WINDOW or self.items[before] != item:
+                return False
+            if before in self.markup:
+                continue
+            if self.tokens[before] in NEGATIONS:
                 return True
+            seen += 1
         return False
 
     def at(self, offset: int) -> int | None:
@@ -82,7 +90,7 @@ class Words:
 
     def alternatives(self, index: int, size: int) -> list[tuple[str, ...]]:
         """The other items of token ``index``'s clause when it offers alternatives (else none): each
-        as its tokens, leaving out the items the span ``index .. index + size`` touches."""
+        as its tokens without markup, leaving out the items the span ``index .. index + size`` touches."""
         clause = self.clauses[index]
         if clause not in self.offering:
             return []
@@ -90,6 +98,8 @@ class Words:
         grouped: dict[int, list[str]] = {}
         for position in self._clause_span(index):
             item = self.items[position]
+            if position in self.markup:  # "<b>Lyon</b>" is the rival "Lyon"
+                continue
             if item not in touched and item not in self.separators:
                 grouped.setdefault(item, []).append(self.tokens[position])
         return [tuple(tokens) for tokens in grouped.values()]
@@ -130,6 +140,7 @@ class _Builder:
         self.starts: list[int] = []
         self.offering: set[int] = set()
         self.separators: set[int] = set()
+        self.markup: set[int] = set()
         self.clause = self.item = 0
         self.clause_open = False  # a clause break was seen and no word since
         self.last_end = -1  # where the last token made of a word ended, to join a contraction
@@ -145,6 +156,7 @@ class _Builder:
             self._word(match.group().casefold(), match.start(), match.end())
         elif kind == "symbol":
             self._start_clause(match.group())
+            self.markup.add(len(self.tokens))
             self._push(match.group(), match.start())
 
     def _word(self, word: str, start: int, end: int) -> None:
@@ -156,6 +168,8 @@ class _Builder:
         if word in ARTICLES:
             return
         self.last_end = end
+        if self.tokens and self.tokens[-1] == "<" and self.starts[-1] >= start - 2:  # <name or </name
+            self.markup.add(len(self.tokens))
         if word in ITEM_WORDS:
             self.item += 1
             self.separators.add(self.item)
@@ -195,4 +209,5 @@ class _Builder:
             text=self.text,
             offering=frozenset(self.offering),
             separators=frozenset(self.separators),
+            markup=frozenset(self.markup),
         )

@@ -220,7 +220,7 @@ def select_servers(config: str | Path, names: Sequence[str] = ()) -> list[Server
         if names:
             raise ConfigError("--server picks entries of a config file; a URL is one server already")
         return [ServerConfig(name=text, url=text)]
-    servers = load_config(config)
+    servers = load_config(config, only=names or None)  # a server not installed blocks only its own check
     unknown = [name for name in names if name not in servers]
     if unknown:
         missing = ", ".join(map(repr, unknown))

@@ -1,6 +1,7 @@
 """``run_episode``: one task, one model, one hub -> one Trace.
 
-Each step the model writes free thoughts and one action. A tool call goes to the hub and its result
+Each step the model writes free thoughts and one action (the first it writes: text after it stays in the
+step's ``raw_text`` but never enters the transcript). A tool call goes to the hub and its result
 joins the transcript; a broken call is answered with a short note on how to write one; an answer
 ends the episode. The episode also ends at ``max_steps``, when the token budget is spent, or when
 the context is full, and the trace records which.
@@ -46,6 +47,7 @@ from sandbox.turns import (
     CALL_CLOSE,
     CALL_OPEN,
     STOP_STRINGS,
+    action_end,
     build_grammar,
     complete_turn,
     parse_turn,
@@ -106,6 +108,8 @@ async def run_episode(
         Message(role="user", content=task.prompt),
     ]
     grammar = grammar_for(tools) if mode == "constrained" else None
+    tool_names = frozenset(tool.name for tool in tools)
+    stop_at = functools.partial(action_end, tool_names=tool_names) if mode == "free" else None
     reader: StateReader | None = getattr(hub, "read_state", None)
     resources = task.state_resources if reader is not None else []
     steps: list[Step] = []
@@ -129,6 +133,7 @@ async def run_episode(
             stop=STOP_STRINGS if mode == "free" else (),
             previous_messages=previous_messages,
             tools=tuple(tools),
+            stop_at=stop_at,
         )
         try:
             response = await model.acomplete(request)
@@ -142,7 +147,9 @@ async def run_episode(
             break
         used_tokens += response.usage.completion_tokens
         text = complete_turn(response.text) if mode == "free" else response.text
-        parsed = parse_turn(text, call_id=f"call_{index}")
+        parsed = parse_turn(text, call_id=f"call_{index}", tool_names=tool_names)
+        if parsed.end is not None:  # the first action is the turn: what the model wrote after it is dropped
+            text = text[: parsed.end]
         messages.append(
             Message(
                 role="assistant",

@@ -6,6 +6,7 @@ from sandbox.hub._config import DEFAULT_POOL_SIZE, STATE_DIR, ServerConfig, load
 from sandbox.hub._hub import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_START_TIMEOUT,
+    MAX_RESOURCE_CHARS,
     MAX_RESULT_CHARS,
     EpisodeHub,
     ToolHub,
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_START_TIMEOUT",
     "EpisodeHub",
+    "MAX_RESOURCE_CHARS",
     "MAX_RESULT_CHARS",
     "PoolClosedError",
     "STATE_DIR",

@@ -4,15 +4,29 @@ The JSON is the one other MCP clients read: ``{"mcpServers": {"name": {"command"
 "cwd"} | {"url"}}}``, plus this project's ``"stateful"`` and ``"pool_size"``. A bare command name is
 looked up on ``PATH``, then beside this interpreter, then in ``node_modules/.bin`` folders; ``"python"``
 means the interpreter running the sandbox.
+
+Keys that other clients' configs carry are honoured as those clients do, or refused in one line:
+
+- ``"disabled": true`` (Cline, Roo, Windsurf): the server is left out, and a log line says so once;
+  a run whose tasks use it is refused.
+- ``"type"`` (VS Code, Claude Code): ``"stdio"``; ``"http"`` / ``"streamable-http"`` /
+  ``"streamableHttp"`` (streamable HTTP); ``"sse"``, the legacy HTTP+SSE transport, through the mcp
+  SDK's SSE client. Any other type is refused.
+- ``${VAR}`` and ``${VAR:-default}`` (Claude Code's syntax) and ``${env:VAR}`` (VS Code's) in
+  ``command``, ``args``, ``env``, ``cwd`` and ``url`` are replaced by the sandbox's environment. An
+  unset variable without a default is refused, naming it; so is VS Code's ``${input:...}``, which
+  prompts a person.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +40,17 @@ DEFAULT_POOL_SIZE = 2
 # In a stdio server's args, env or cwd: a fresh empty folder for each connection.
 STATE_DIR = "{state_dir}"
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
+# "type" as other clients write it -> the transport this hub uses.
+_TRANSPORTS = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamableHttp": "http",
+    "sse": "sse",
+}
+_VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
+_NAME_RE = re.compile(r"(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+_log = logging.getLogger("sandbox.hub")
 
 
 @dataclass(frozen=True)
@@ -47,21 +72,31 @@ class ServerConfig:
     server: Any = None
     stateful: bool = False
     pool_size: int | None = None
+    # ``url`` speaks the legacy HTTP+SSE transport (``"type": "sse"``) instead of streamable HTTP.
+    sse: bool = False
 
     @property
     def transport(self) -> str:
         if self.server is not None:
             return "memory"
-        return "http" if self.url else "stdio"
+        if self.url:
+            return "sse" if self.sse else "http"
+        return "stdio"
 
 
-def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, ServerConfig]:
+def load_config(
+    source: str | Path | Mapping[str, Any], only: Collection[str] | None = None
+) -> dict[str, ServerConfig]:
     """Read an ``mcpServers`` config from a file or a mapping and check every entry.
 
     ``"python"`` as a command means the interpreter running the sandbox, so bundled servers work
     from a virtual environment without activating it. A command that cannot be found is an error
-    here, before any episode starts. Besides the usual ``command``/``args``/``env``/``cwd`` or
-    ``url``, an entry may say ``"stateful": true`` and give a ``"pool_size"``.
+    here, before any episode starts, naming the server. With ``only``, just those servers' commands
+    are looked up (a run checks the servers its tasks use: one server not installed does not block
+    a run of the others); every entry's shape is still checked, and the others keep their command as
+    written, so only the named ones should go to a hub. Besides the usual
+    ``command``/``args``/``env``/``cwd`` or ``url``, an entry may say ``"stateful": true`` and give a
+    ``"pool_size"``.
     """
     base: Path | None = None
     if isinstance(source, str | Path):
@@ -77,23 +112,85 @@ def load_config(source: str | Path | Mapping[str, Any]) -> dict[str, ServerConfi
     servers = raw.get("mcpServers") if isinstance(raw, Mapping) else None
     if not isinstance(servers, Mapping):
         raise ConfigError(f'{where}: expected an object with "mcpServers": {{"name": {{...}}}}')
-    return {name: _server_config(name, entry, where, base) for name, entry in servers.items()}
+    wanted = None if only is None else set(only)
+    configs = {}
+    for name, entry in servers.items():
+        if isinstance(entry, Mapping) and _disabled(name, entry, where):
+            if wanted is not None and name in wanted:
+                raise ConfigError(f'{where}: server {name!r} is "disabled": true, but the tasks use it')
+            _log.warning("%s: server %r is disabled; left out", where, name)
+            continue
+        configs[name] = _server_config(name, entry, where, base, wanted is None or name in wanted)
+    return configs
 
 
-def _server_config(name: str, entry: Any, where: str, base: Path | None) -> ServerConfig:
+def _disabled(name: str, entry: Mapping[str, Any], where: str) -> bool:
+    disabled = entry.get("disabled", False)
+    if not isinstance(disabled, bool):
+        raise ConfigError(f'{where}: server {name!r}: "disabled" must be true or false, not {disabled!r}')
+    return disabled
+
+
+def _expand(text: str, name: str, where: str) -> str:
+    """``text`` with ``${VAR}``, ``${VAR:-default}`` and ``${env:VAR}`` replaced from the environment."""
+
+    def value(match: re.Match[str]) -> str:
+        inner = _NAME_RE.fullmatch(match.group(1))
+        if inner is None:
+            raise ConfigError(
+                f"{where}: server {name!r}: {match.group(0)} is not an environment variable "
+                "(only ${VAR}, ${VAR:-default} and ${env:VAR} are expanded)"
+            )
+        variable, default = inner.group(1), inner.group(2)
+        found = os.environ.get(variable)
+        if found is None:
+            if default is None:
+                raise ConfigError(
+                    f"{where}: server {name!r}: environment variable {variable} is not set "
+                    f"(used as {match.group(0)}; set it, or write ${{{variable}:-default}})"
+                )
+            return default
+        return found
+
+    return _VARIABLE_RE.sub(value, text)
+
+
+def _transport_type(name: str, entry: Mapping[str, Any], where: str) -> str | None:
+    kind = entry.get("type")
+    if kind is None:
+        return None
+    if kind not in _TRANSPORTS:
+        raise ConfigError(
+            f'{where}: server {name!r}: "type" {kind!r} is not one this hub speaks '
+            f"({', '.join(map(repr, _TRANSPORTS))})"
+        )
+    return _TRANSPORTS[kind]
+
+
+def _server_config(
+    name: str, entry: Any, where: str, base: Path | None, resolve: bool = True
+) -> ServerConfig:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: server {name!r} must be an object")
     url = entry.get("url")
     command = entry.get("command")
     if bool(url) == bool(command):
         raise ConfigError(f'{where}: server {name!r} needs exactly one of "command" or "url"')
+    kind = _transport_type(name, entry, where)
+    if kind is not None and (kind == "stdio") != bool(command):
+        needs = '"command"' if kind == "stdio" else '"url"'
+        raise ConfigError(f'{where}: server {name!r}: "type" {entry["type"]!r} needs {needs}')
     stateful, pool_size = _state_options(name, entry, where)
+    expand = (lambda text: _expand(text, name, where)) if resolve else (lambda text: text)
     if url:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str):
+            raise ConfigError(f"{where}: server {name!r}: url must be a string, got {url!r}")
+        url = expand(url)
+        if not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{where}: server {name!r}: url must start with http:// or https://, got {url!r}"
             )
-        return ServerConfig(name=name, url=url, stateful=stateful, pool_size=pool_size)
+        return ServerConfig(name=name, url=url, stateful=stateful, pool_size=pool_size, sse=kind == "sse")
     args = entry.get("args", [])
     env = entry.get("env", {})
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
@@ -101,13 +198,16 @@ def _server_config(name: str, entry: Any, where: str, base: Path | None) -> Serv
     if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f'{where}: server {name!r}: "env" must map names to strings')
     cwd = entry.get("cwd")
+    if cwd is not None:
+        cwd = expand(str(cwd))
     if cwd is not None and base is not None and STATE_DIR not in cwd:
         cwd = str((base / cwd).resolve())
+    command = expand(str(command))
     return ServerConfig(
         name=name,
-        command=_resolve_command(name, str(command), where, base),
-        args=tuple(args),
-        env=dict(env),
+        command=_resolve_command(name, command, where, base) if resolve else command,
+        args=tuple(expand(arg) for arg in args),
+        env={key: expand(value) for key, value in env.items()},
         cwd=cwd,
         stateful=stateful,
         pool_size=pool_size,

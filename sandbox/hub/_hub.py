@@ -55,6 +55,9 @@ DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_START_TIMEOUT = 30.0
 # Tool output beyond this is cut before the model sees it: one runaway tool must not fill the context.
 MAX_RESULT_CHARS = 8000
+_log = logging.getLogger("sandbox.hub")
+# An embedded text resource in a result shows at most this much of its text.
+MAX_RESOURCE_CHARS = 4000
 
 
 # --------------------------------------------------------------------------- connections
@@ -90,6 +93,10 @@ class _Connection:
         config = self.config
         if config.server is not None:
             return config.server() if callable(config.server) else config.server
+        if config.url and config.sse:
+            from mcp.client.sse import sse_client
+
+            return sse_client(config.url)
         if config.url:
             return config.url
         args, env, cwd = list(config.args), dict(config.env), config.cwd
@@ -295,6 +302,13 @@ class _QuietParseErrors(logging.Filter):
 logging.getLogger("mcp.client.stdio").addFilter(_QuietParseErrors())
 
 
+def _needs_task(tool: Any) -> bool:
+    """A tool that only runs as an MCP task (``execution.taskSupport: "required"``): a plain call
+    fails with -32601, so such tools are not offered."""
+    execution = getattr(tool, "execution", None)
+    return getattr(execution, "task_support", None) == "required"
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
@@ -481,6 +495,8 @@ class ToolHub:
         self._group: TaskGroup | None = None
         self._group_cm: Any = None
         self._closing = False
+        # Tools each server lists that the model is not offered (they need MCP task augmentation).
+        self.left_out: dict[str, list[str]] = {}
 
     @classmethod
     def in_memory(
@@ -510,7 +526,17 @@ class ToolHub:
             for name, config in self._configs.items():
                 connection = await self._open(config)
                 self._slots[name] = _Slot(config, functools.partial(self._open, config), connection)
-                self._specs[name] = [self._spec(name, tool) for tool in connection.tools]
+                offered = [tool for tool in connection.tools if not _needs_task(tool)]
+                left_out = [tool.name for tool in connection.tools if _needs_task(tool)]
+                if left_out:
+                    self.left_out[name] = left_out
+                    _log.warning(
+                        "server %r: tool(s) %s need MCP task augmentation, which this hub does not "
+                        "support; left out",
+                        name,
+                        ", ".join(left_out),
+                    )
+                self._specs[name] = [self._spec(name, tool) for tool in offered]
             for name, config in self._configs.items():
                 if config.stateful:
                     size = self.pool_size if config.pool_size is None else config.pool_size
@@ -767,12 +793,44 @@ def _error_kind(code: int) -> ToolErrorKind:
     return kinds.get(code, "protocol_error")
 
 
+def _block_text(block: Any) -> str:
+    """What the model reads of one content block: text as it is; an embedded text resource as its
+    URI and its text (at most ``MAX_RESOURCE_CHARS``); a resource link as its URI, name and
+    description; binary data (images, audio, blobs) as its kind, MIME type and size."""
+    kind = getattr(block, "type", "content")
+    text = getattr(block, "text", None)
+    if isinstance(text, str):
+        return text
+    if kind == "resource":
+        resource = block.resource
+        mime = f" ({resource.mime_type})" if resource.mime_type else ""
+        body = getattr(resource, "text", None)
+        if isinstance(body, str):
+            if len(body) > MAX_RESOURCE_CHARS:
+                cut = len(body) - MAX_RESOURCE_CHARS
+                body = body[:MAX_RESOURCE_CHARS] + f"\n[... {cut} more characters of this resource cut]"
+            return f"[resource {resource.uri}{mime}]\n{body}"
+        return f"[resource {resource.uri}{mime}: {_size(getattr(resource, 'blob', ''))} of binary data]"
+    if kind == "resource_link":
+        parts = [f"[resource link {block.uri}", f" {block.name}" if block.name else ""]
+        if block.description:
+            parts.append(f": {block.description}")
+        if block.mime_type:
+            parts.append(f" ({block.mime_type})")
+        return "".join(parts) + "]"
+    data = getattr(block, "data", None)
+    if isinstance(data, str):
+        media = getattr(block, "mime_type", None)
+        return f"[{kind}{f' {media}' if media else ''}: {_size(data)}, not shown]"
+    return f"[{kind} content]"
+
+
+def _size(base64_text: str) -> str:
+    return f"{len(base64_text) * 3 // 4:,} bytes"
+
+
 def _tool_result(result: Any) -> ToolResult:
-    texts = []
-    for block in result.content or []:
-        text = getattr(block, "text", None)
-        texts.append(text if isinstance(text, str) else f"[{getattr(block, 'type', 'content')} content]")
-    text = "\n".join(texts)
+    text = "\n".join(_block_text(block) for block in result.content or [])
     if not text and result.structured_content is not None:
         text = json.dumps(result.structured_content, ensure_ascii=False)
     if len(text) > MAX_RESULT_CHARS:

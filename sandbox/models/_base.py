@@ -8,7 +8,7 @@ episodes go on meanwhile. ``aclose`` releases what the backend holds (weights, c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -32,6 +32,10 @@ class ModelRequest:
     previous_messages: int = 0
     # The tools on offer; backends that pass tools to the server natively (OpenAI ``tools``) need them.
     tools: Sequence[ToolSpec] = ()
+    # Where the text written so far holds a complete turn (its length), or None: a backend that sees
+    # the text token by token stops there and keeps that much (free mode: the end of a bare call).
+    # Backends that only get the whole reply (HTTP) rely on ``stop`` instead.
+    stop_at: Callable[[str], int | None] | None = None
 
 
 @dataclass(frozen=True)

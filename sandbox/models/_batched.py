@@ -444,7 +444,8 @@ class BatchedLlamaModel(SyncModel):
         job.generated.append(token)
         job.text += self._piece(token)
         self.stats.tokens_generated += 1
-        if job.request.stop and self._cut_at_stop(job):
+        stopped = bool(job.request.stop) and self._cut_at_stop(job)
+        if stopped or (job.request.stop_at is not None and self._cut_at_action(job)):
             self._finish(sequence, "stop")
         elif len(job.generated) >= job.max_tokens:
             self._finish(sequence, "length")
@@ -467,6 +468,18 @@ class BatchedLlamaModel(SyncModel):
         text = bytes(job.text).decode("utf-8", "ignore")
         cut = min(i for i in (text.find(stop) for stop in job.request.stop) if i >= 0)
         job.text = bytearray(text[:cut].encode("utf-8"))
+        return True
+
+    @staticmethod
+    def _cut_at_action(job: _Job) -> bool:
+        assert job.request.stop_at is not None
+        if b"}" not in job.text[-8:]:  # a turn's action ends with a brace or a closing tag
+            return False
+        text = bytes(job.text).decode("utf-8", "ignore")
+        end = job.request.stop_at(text)
+        if end is None:
+            return False
+        job.text = bytearray(text[:end].encode("utf-8"))
         return True
 
     def _finish(self, sequence: _Sequence, reason: Literal["stop", "length"]) -> None:

@@ -106,6 +106,20 @@ def load_llama(
         raise ModelFileError(f"llama.cpp could not load the {what} {path}: {exc}") from exc
 
 
+def context_tokens(llm: Any, text: str) -> list[int]:
+    """Tokens of a text that starts a context: one BOS where the model wants one, never two.
+
+    A chat template that writes ``{{ bos_token }}`` itself (Gemma, Llama 3, Mistral) already puts
+    the BOS in the text; tokenizing adds another for a model whose vocabulary asks for one, and
+    llama.cpp warns about (and the model reads) the doubled token. That second one is dropped.
+    """
+    tokens: list[int] = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    bos = llm.token_bos()
+    if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens
+
+
 def chat_formatter(llm: Any) -> Any:
     """A Jinja2 formatter for the GGUF's own chat template, or None when the file has none."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter

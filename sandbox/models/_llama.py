@@ -20,6 +20,7 @@ from sandbox.models._decode import common_prefix
 from sandbox.models._files import (
     chat_formatter,
     check_model_file,
+    context_tokens,
     default_model_path,
     file_sha256,
     load_llama,
@@ -161,8 +162,9 @@ class LlamaModel(SyncModel):
         return {"role": message.role, "content": message.content}
 
     def tokenize(self, text: str) -> list[int]:
-        """Tokens of a text that starts a context (with BOS where the model wants one)."""
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        """Tokens of a text that starts a context (one BOS where the model wants one, even when the
+        chat template writes it too)."""
+        return context_tokens(self._llm, text)
 
     def tokenize_piece(self, text: str) -> list[int]:
         """Tokens of a text that continues a context (never a BOS)."""
@@ -226,8 +228,13 @@ class LlamaModel(SyncModel):
             seed=sampling.seed,
             stop=list(request.stop) or None,
             logits_processor=self._grammar(request.grammar) if request.grammar else None,
+            stopping_criteria=self._stop_at(request, len(prompt)),
         )
         choice = output["choices"][0]
+        if request.stop_at is not None:
+            end = request.stop_at(choice["text"])
+            if end is not None:
+                choice["text"], choice["finish_reason"] = choice["text"][:end], "stop"
         self._remember(prompt_text, prompt, choice["text"])
         usage = Usage(
             prompt_tokens=len(prompt),
@@ -238,6 +245,24 @@ class LlamaModel(SyncModel):
         )
         finish: Literal["stop", "length"] = "length" if choice["finish_reason"] == "length" else "stop"
         return ModelResponse(choice["text"], finish, usage, time.perf_counter() - started)
+
+    def _stop_at(self, request: ModelRequest, prompt_length: int) -> Any:
+        """llama.cpp's stopping criterion for ``request.stop_at``: the generated text holds a turn."""
+        stop_at = request.stop_at
+        if stop_at is None:
+            return None
+        from llama_cpp import StoppingCriteriaList
+
+        llm = self._llm
+
+        def done(input_ids: Any, _logits: Any) -> bool:
+            generated = input_ids[prompt_length:].tolist()
+            if not generated:
+                return False
+            text = llm.detokenize(generated).decode("utf-8", "ignore")
+            return stop_at(text) is not None
+
+        return StoppingCriteriaList([done])
 
     def _remember(self, prompt_text: str, prompt: list[int], text: str) -> None:
         """Keep the longest run of evaluated generated tokens whose text starts the reply."""

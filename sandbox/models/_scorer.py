@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sandbox.models._decode import common_prefix, decode
-from sandbox.models._files import chat_formatter, file_sha256, load_llama
+from sandbox.models._files import chat_formatter, context_tokens, file_sha256, load_llama
 from sandbox.records import JudgeError, JudgePrompt
 
 # Stands for the user message while the template renders, so the template's own text can be cut out.
@@ -88,7 +88,7 @@ class LlamaScorer:
     def prompt_tokens(self, prompt: JudgePrompt) -> list[int]:
         head, content, tail = self.segments(prompt)
         return (
-            self._llm.tokenize(head.encode("utf-8"), add_bos=True, special=True)
+            context_tokens(self._llm, head)
             + self._llm.tokenize(content.encode("utf-8"), add_bos=False, special=False)
             + self._llm.tokenize(tail.encode("utf-8"), add_bos=False, special=True)
         )

@@ -104,6 +104,26 @@ def raw_decode_bounded(text: str, *, what: str = "JSON", max_depth: int = MAX_JS
     return value
 
 
+def decode_at_bounded(
+    text: str, index: int, *, what: str = "JSON", max_depth: int = MAX_JSON_DEPTH
+) -> tuple[Any, int]:
+    """The JSON value that starts at ``text[index]`` and the index where it ends, within the
+    bounds. The bounds are checked on the value read, not on the rest of the text, so scanning a
+    long text for its objects stays linear in what each object spans."""
+    try:
+        value, end = json.JSONDecoder(parse_constant=_refuse_constant).raw_decode(text, index)
+    except RecursionError:  # deeper than the parser's own stack: past any bound this module sets
+        raise JSONBoundError(f"{what}: nested deeper than {max_depth} levels") from None
+    except JSONBoundError as exc:
+        raise JSONBoundError(f"{what}: {exc}") from None
+    if end - index > MAX_JSON_CHARS:
+        raise JSONBoundError(f"{what}: {end - index:,} characters, more than the {MAX_JSON_CHARS:,} allowed")
+    problem = value_problem(value, what=what, max_depth=max_depth)
+    if problem is not None:
+        raise JSONBoundError(problem)
+    return value, end
+
+
 def value_problem(value: Any, *, what: str = "value", max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why a decoded JSON value breaks a bound (nesting past ``max_depth``, a number that is not
     finite), or None. Walks the value without recursion."""

@@ -218,8 +218,8 @@ async def gauntlet(
     task_list = read_tasks(tasks)
     if not task_list:
         raise ConfigError(f"{tasks}: no tasks")
-    config = load_config(servers)
     used = sorted({name for task in task_list for name in task.servers})
+    config = load_config(servers, only=used)
     unknown = [name for name in used if name not in config]
     if unknown:
         raise ConfigError(f"tasks name server(s) {unknown} that {servers} does not configure")

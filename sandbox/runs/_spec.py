@@ -157,8 +157,8 @@ def check_run_inputs(spec: RunSpec) -> tuple[list[Task], dict[str, ServerConfig]
         if missing:
             raise ConfigError(f"{spec.tasks}: no task(s) {missing}")
         tasks = [t for t in tasks if t.id in spec.only]
-    config = load_config(spec.servers)
     used = sorted({name for task in tasks for name in task.servers})
+    config = load_config(spec.servers, only=used)
     unknown = [name for name in used if name not in config]
     if unknown:
         raise ConfigError(

@@ -2,7 +2,8 @@
 that constrains it, and the one codec between these records and OpenAI's chat shapes.
 
 - :func:`system_prompt` describes the tools and the turn's tags to the model; :func:`parse_turn`
-  reads a turn leniently (a broken call is data, never an exception); :func:`complete_turn`,
+  reads a turn leniently (a broken call is data, never an exception; the first action wins)
+  and :func:`action_end` says where a turn being written is complete; :func:`complete_turn`,
   :func:`render_call` and :func:`render_result` write the canonical text of each part.
 - :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF grammar
   (:func:`bounded_schema` bounds every string and array so each path ends).
@@ -32,6 +33,7 @@ from sandbox.turns._turn import (
     THINK_CLOSE,
     THINK_OPEN,
     ParsedTurn,
+    action_end,
     bounded_schema,
     build_grammar,
     complete_turn,
@@ -55,6 +57,7 @@ __all__ = [
     "STOP_STRINGS",
     "THINK_CLOSE",
     "THINK_OPEN",
+    "action_end",
     "bounded_schema",
     "build_grammar",
     "call_parts",

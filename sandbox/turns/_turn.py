@@ -34,7 +34,8 @@ import copy
 import json
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sandbox.records import (
@@ -42,6 +43,7 @@ from sandbox.records import (
     JSONBoundError,
     ToolCall,
     ToolSpec,
+    decode_at_bounded,
     dumps,
     loads_bounded,
     raw_decode_bounded,
@@ -63,7 +65,9 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 NL = "\n"
 
 # Free mode stops at the end of an action; the closing tag is put back by :func:`complete_turn`.
-STOP_STRINGS = [CALL_CLOSE, ANSWER_CLOSE]
+# ``<tool_response`` stops a model that goes on to write a tool's result itself (after a bare call,
+# which no stop string can end; backends that see each token stop there with :func:`action_end`).
+STOP_STRINGS = [CALL_CLOSE, ANSWER_CLOSE, "<tool_response"]
 
 _ARGUMENTS = "tool call arguments"
 # A call's text may nest its arguments (at most MAX_JSON_DEPTH) inside a call object, a list of
@@ -80,6 +84,8 @@ class ParsedTurn:
     call: ToolCall | None = None
     answer: str | None = None
     error: str | None = None
+    # Where the action ends in the text read (None: the whole text is the action, a plain answer).
+    end: int | None = None
 
 
 # --------------------------------------------------------------------------- system prompt
@@ -119,28 +125,33 @@ _CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|tool)?\s*\n?(.*?)(?:```|$)", re.S | re.I)
 _ANSWER_PREFIX_RE = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.I)
-# Signs that text was meant as a call even though it cannot be read as one.
+# Signs that text was meant as a call even though it cannot be read as one (checked on the text
+# left once every readable JSON value is taken out: JSON that reads but is no call is just text).
 _CALL_HINT_RE = re.compile(r"<tool_call>|\"(?:name|tool|function)\"\s*:|\"arguments\"\s*:", re.I)
+_NAME_KEYS = ("name", "tool", "function")
+_ARGUMENT_KEYS = ("arguments", "parameters", "args")
 
 
-def parse_turn(text: str, call_id: str = "call_0") -> ParsedTurn:
-    """Read one assistant turn. Never raises: unreadable calls come back as ``broken_call``."""
-    thought, rest = _split_thought(text)
-    call_match = _CALL_RE.search(rest)
-    if call_match:
-        return _parse_call(call_match.group(1), thought, call_id)
-    answer_match = _ANSWER_RE.search(rest)
-    if answer_match:
-        return ParsedTurn("answer", thought, answer=answer_match.group(1).strip())
-    bounded: ParsedTurn | None = None  # a candidate refused by a bound: its reason beats a guess
-    for candidate in _json_candidates(rest):
-        parsed = _parse_call(candidate, thought, call_id)
-        if parsed.action == "tool_call":
-            return parsed
-        if bounded is None and parsed.error and parsed.error.startswith(("tool call:", _ARGUMENTS)):
-            bounded = parsed
-    if _CALL_HINT_RE.search(rest):
-        return bounded or ParsedTurn(
+def parse_turn(text: str, call_id: str = "call_0", tool_names: Collection[str] | None = None) -> ParsedTurn:
+    """Read one assistant turn. Never raises: unreadable calls come back as ``broken_call``.
+
+    The first action wins: a ``<tool_call>`` block, an ``<answer>`` block, or a bare JSON object
+    of the call's shape, whichever starts first (a model that goes on after a bare call to invent
+    the tool's result or an answer does not get to answer). ``ParsedTurn.end`` says where that
+    action ends in ``text``. Outside the tags only an object of the call's shape is a call (a name
+    and arguments; a name alone only when it is one of ``tool_names``): other JSON, such as an
+    entity the model lists in its answer, is text.
+    """
+    thought, rest, cut, removed = _split_thought(text)
+    first = _first_action(rest, thought, call_id, tool_names)
+    if first is not None:
+        parsed, end, _ = first
+        return replace(parsed, end=end if end <= cut else end + removed)
+    refused = _refused_object(rest, thought)
+    if refused is not None:
+        return refused  # an object past a bound: its reason beats a guess
+    if _CALL_HINT_RE.search(_without_json(rest)):
+        return ParsedTurn(
             "broken_call", thought, error="text looks like a tool call but no call could be read"
         )
     answer = _ANSWER_PREFIX_RE.sub("", rest).strip()
@@ -149,24 +160,123 @@ def parse_turn(text: str, call_id: str = "call_0") -> ParsedTurn:
     return ParsedTurn("answer", thought, answer=answer)
 
 
-def _split_thought(text: str) -> tuple[str, str]:
+def action_end(text: str, tool_names: Collection[str] | None = None) -> int | None:
+    """Where the first complete action of a turn being written ends, or None while there is none.
+
+    A backend that sees its text token by token stops there, so a model never writes a tool's
+    result (or an answer) after its own bare call. A tag still open is not complete.
+    """
+    if "}" not in text and ">" not in text:
+        return None
+    _, rest, cut, removed = _split_thought(text)
+    if THINK_OPEN in text and THINK_CLOSE not in text:
+        return None  # still thinking
+    first = _first_action(rest, "", "call_0", tool_names)
+    if first is None or not first[2]:
+        return None
+    end = first[1]
+    return end if end <= cut else end + removed
+
+
+def _first_action(
+    text: str, thought: str, call_id: str, tool_names: Collection[str] | None
+) -> tuple[ParsedTurn, int, bool] | None:
+    """The action that starts first in ``text``: the parsed turn, where it ends, whether it is closed."""
+    found: list[tuple[int, ParsedTurn, int, bool]] = []
+    call_match = _CALL_RE.search(text)
+    if call_match:
+        parsed = _parse_call(call_match.group(1), thought, call_id)
+        closed = call_match.group(0).endswith(CALL_CLOSE)
+        found.append((call_match.start(), parsed, call_match.end(), closed))
+    answer_match = _ANSWER_RE.search(text)
+    if answer_match:
+        answer = ParsedTurn("answer", thought, answer=answer_match.group(1).strip())
+        closed = answer_match.group(0).endswith(ANSWER_CLOSE)
+        found.append((answer_match.start(), answer, answer_match.end(), closed))
+    for start, end, value in _json_objects(text):
+        if _is_call_shaped(value, tool_names):
+            found.append((start, _call_from_object(value, thought, call_id), end, True))
+            break
+    if not found:
+        return None
+    _, parsed, end, closed = min(found, key=lambda item: item[0])
+    return parsed, end, closed
+
+
+def _split_thought(text: str) -> tuple[str, str, int, int]:
+    """The thought, the text without it, where the thought was cut out, and how long it was."""
     match = _THINK_RE.search(text)
     if match:
-        return match.group(1).strip(), text[: match.start()] + text[match.end() :]
+        return (
+            match.group(1).strip(),
+            text[: match.start()] + text[match.end() :],
+            match.start(),
+            match.end() - match.start(),
+        )
     if THINK_CLOSE in text:  # an opening tag the template or the model left out
         head, _, tail = text.partition(THINK_CLOSE)
-        return head.strip(), tail
-    return "", text
+        return head.strip(), tail, 0, len(head) + len(THINK_CLOSE)
+    return "", text, 0, 0
 
 
-def _json_candidates(text: str) -> list[str]:
-    """Fenced blocks first, then the outermost ``{...}`` spans of the text."""
-    found = [m.group(1) for m in _FENCE_RE.finditer(text) if m.group(1).strip()]
-    start = text.find("{")
-    end = text.rfind("}")
-    if start != -1 and end > start:
-        found.append(text[start : end + 1])
+def _json_objects(text: str) -> list[tuple[int, int, Any]]:
+    """Every top-level JSON object in ``text`` that reads within the call bounds: start, end and
+    value, in order (an object past a bound is skipped; :func:`_refused_object` names it)."""
+    found = []
+    index = text.find("{")
+    while index != -1:
+        try:
+            value, end = decode_at_bounded(text, index, what="tool call", max_depth=_CALL_DEPTH)
+        except (json.JSONDecodeError, JSONBoundError):
+            index = text.find("{", index + 1)
+            continue
+        found.append((index, end, value))
+        index = text.find("{", end)
     return found
+
+
+def _refused_object(text: str, thought: str) -> ParsedTurn | None:
+    """A broken call for the first object in ``text`` that reads as JSON but breaks a bound (too
+    deep, too long, a ``NaN``) and has a call's keys; None when there is none."""
+    index = text.find("{")
+    while index != -1:
+        try:
+            decode_at_bounded(text, index, what="tool call", max_depth=_CALL_DEPTH)
+        except JSONBoundError as exc:
+            if _CALL_HINT_RE.search(text[index : index + 400]):
+                return ParsedTurn("broken_call", thought, error=_bound_reason(exc))
+        except json.JSONDecodeError:
+            pass
+        index = text.find("{", index + 1)
+    return None
+
+
+def _without_json(text: str) -> str:
+    pieces, last = [], 0
+    for start, end, _ in _json_objects(text):
+        pieces.append(text[last:start])
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _is_call_shaped(value: Any, tool_names: Collection[str] | None) -> bool:
+    """A name plus arguments and nothing else (OpenAI's ``{"type": "function", "function": {...}}``
+    and an ``id`` allowed); a name alone only when it names one of ``tool_names``."""
+    if not isinstance(value, dict):
+        return False
+    if isinstance(value.get("function"), dict):
+        if set(value) - {"function", "type", "id"} or value.get("type", "function") != "function":
+            return False
+        value = value["function"]
+    names = [key for key in _NAME_KEYS if isinstance(value.get(key), str)]
+    arguments = [key for key in _ARGUMENT_KEYS if key in value]
+    extra = set(value) - {names[0] if names else "", *arguments, "id", "type"}
+    if len(names) != 1 or len(arguments) > 1 or extra or value.get("type", "function") != "function":
+        return False
+    if arguments:
+        return isinstance(value[arguments[0]], dict | str) or value[arguments[0]] is None
+    return tool_names is not None and value[names[0]].strip() in tool_names
 
 
 def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
@@ -187,7 +297,9 @@ def _parse_call(body: str, thought: str, call_id: str) -> ParsedTurn:
             return ParsedTurn("broken_call", thought, error=_bound_reason(bound))
         if value is None:
             return ParsedTurn(
-                "broken_call", thought, error=f"tool call is not valid JSON: {exc.msg} at {exc.pos}"
+                "broken_call",
+                thought,
+                error=f"tool call is not valid JSON: {exc.msg} (character {exc.pos + 1})",
             )
     if isinstance(value, list):
         if not value:

@@ -382,3 +382,36 @@ def test_adding_a_wrong_number_never_raises_the_outcome(given_text: str, wrong: 
     hedged = form.format(given_text, wrong=wrong)
     assert answers_match(hedged, ["4"], "number", ["5"]) <= before
     assert not answers_match(form.format("4", wrong=wrong), ["4"], "number")
+
+
+_word = st.from_regex(r"[A-Za-z][a-z]{2,9}", fullmatch=True).filter(
+    lambda w: (
+        w.casefold()
+        not in {"not", "no", "nor", "never", "neither", "without", "cannot", "or", "but", "the", "and"}
+    )
+)
+_glue = st.sampled_from(["<", ">", "+", "=", "$", "#", "|", "~", "^", "`", "°", "©"])
+_tags = st.sampled_from(["title", "h1", "b", "td", "span"])
+
+
+@given(st.lists(_word, min_size=1, max_size=3), _glue, _glue)
+@settings(max_examples=200)
+def test_a_phrase_between_symbols_is_contained(phrase: list[str], left: str, right: str) -> None:
+    text = " ".join(phrase)
+    assert answers_match(left + text + right, [text], "contains")
+    assert answers_match(f"key{left}{text}{right}value", [text], "contains")
+
+
+@given(st.lists(_word, min_size=1, max_size=3), _tags)
+@settings(max_examples=100)
+def test_a_phrase_in_markup_is_contained_and_markup_does_not_hide_a_hedge(
+    phrase: list[str], tag: str
+) -> None:
+    text = " ".join(phrase)
+    marked = f"<{tag}>{text}</{tag}>"
+    assert answers_match(marked, [text], "contains")
+    assert answers_match(f"It is {marked}.", [text], "contains")
+    assert not answers_match(f"not {marked}", [text], "contains")  # negation reads through markup
+    rival = "Zzyzx"
+    assert not answers_match(f"{marked} or <{tag}>{rival}</{tag}>", [text], "contains")
+    assert not answers_match(f"{marked} (<{tag}>{rival}</{tag}>)", [text], "contains", [rival])

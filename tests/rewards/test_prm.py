@@ -20,7 +20,7 @@ def grade(step: Step, before: list[Step] | None = None) -> float:
 
 def test_the_rule_prm_is_a_process_reward_model() -> None:
     assert isinstance(PRM, ProcessRewardModel)
-    assert (PRM.name, PRM.version) == ("rule-prm", "3")
+    assert (PRM.name, PRM.version) == ("rule-prm", "4")
 
 
 # --------------------------------------------------------------------------- step grades

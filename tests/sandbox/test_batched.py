@@ -3,6 +3,8 @@ shared prompts evaluated once, grammar-valid turns under concurrency, clear fail
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,7 @@ from sandbox.episodes import Limits, grammar_for, run_episode
 from sandbox.hub import ToolHub
 from sandbox.models import BatchedLlamaModel, LlamaModel, ModelRequest, ModelResponse
 from sandbox.records import ContextFullError, Message, Sampling, Task, ToolSpec
-from sandbox.turns import STOP_STRINGS, parse_turn, system_prompt
+from sandbox.turns import STOP_STRINGS, action_end, parse_turn, system_prompt
 
 pytestmark = pytest.mark.model
 
@@ -239,3 +241,16 @@ async def test_concurrent_episodes_over_a_real_server(batched: BatchedLlamaModel
         # every later turn of an episode reuses the KV of its earlier turns
         for step in trace.steps[1:]:
             assert step.usage.prompt_tokens_reused >= trace.steps[0].usage.prompt_tokens, step.usage
+
+
+def test_a_free_turn_ends_at_its_bare_call(batched: BatchedLlamaModel) -> None:
+    call = '{"name": "f", "arguments": {"a": 1}}'
+    goes_on = "root ::= " + json.dumps(call) + ' "\\n<tool_response>" [a-z ]{8,40} "</tool_response>"'
+    request = ModelRequest(
+        [Message(role="user", content="Call f.")],
+        Sampling(temperature=0.0, max_tokens=96),
+        grammar=goes_on,
+        stop_at=functools.partial(action_end, tool_names={"f"}),
+    )
+    reply = batched.complete(request)
+    assert reply.text == call and reply.finish_reason == "stop"

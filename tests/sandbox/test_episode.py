@@ -211,3 +211,21 @@ def test_old_traces_without_state_still_load() -> None:
     }
     trace = Trace.model_validate(old)
     assert trace.final_state == {} and trace.steps[0].state is None
+
+
+@pytest.mark.anyio
+async def test_free_mode_runs_the_first_action_and_drops_what_follows(hub) -> None:  # type: ignore[no-untyped-def]
+    bare = '{"name": "calculate", "arguments": {"expression": "17*24-39"}}'
+    made_up = '\n<tool_response name="calculate">\n1\n</tool_response>\n<answer>1'
+    invented = "<think>x</think>\n" + bare + made_up
+    entity = '```json\n{"name": "Bob", "type": "person"}\n```'
+    model = ScriptedModel([invented, entity])
+    trace = await run_episode(TASK, model, hub, mode="free")
+    first = trace.steps[0]
+    assert first.action == "tool_call" and first.result is not None and "369" in first.result.text
+    assert trace.messages[2].content == "<think>x</think>\n" + bare  # the invented result never enters
+    assert first.raw_text == invented
+    assert trace.steps[1].action == "answer" and trace.final_answer == entity  # JSON, not a call to "Bob"
+    stop_at = model.requests[0].stop_at
+    assert stop_at is not None and stop_at(invented) == len("<think>x</think>\n" + bare)
+    assert "<tool_response" in model.requests[0].stop

@@ -37,7 +37,7 @@ from sandbox.records import (
     ToolCall,
     ToolSpec,
 )
-from sandbox.turns import build_grammar, parse_turn, render_call, render_result, reply_turn_text
+from sandbox.turns import STOP_STRINGS, build_grammar, parse_turn, render_call, render_result, reply_turn_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -162,7 +162,7 @@ def test_without_a_grammar_field_stop_strings_cut_the_turn_and_its_tag_is_put_ba
     stub.push(Reply(body=chat(CALL_TURN)))
     response = make(stub, grammar="off").complete(request(grammar="root ::= x"))
     body = stub.requests[0]
-    assert "grammar" not in body and body["stop"] == ["</tool_call>", "</answer>"]
+    assert "grammar" not in body and body["stop"] == STOP_STRINGS
     assert response.text.endswith("\n</tool_call>")
     parsed = parse_turn(response.text)
     assert parsed.action == "tool_call" and parsed.call is not None
@@ -380,7 +380,7 @@ async def test_an_episode_runs_on_acomplete_and_counts_new_prompt_tokens(stub: A
     assert trace.model.backend.startswith("openai-http")
     # the second turn's prompt holds the first (100) and its reply (20): 30 tokens are new
     assert [s.usage.new_prompt_tokens for s in trace.steps] == [100, 30]
-    assert "grammar" not in stub.requests[0] and stub.requests[0]["stop"] == ["</tool_call>", "</answer>"]
+    assert "grammar" not in stub.requests[0] and stub.requests[0]["stop"] == STOP_STRINGS
     await model.aclose()
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sandbox.records import ToolSpec
 from sandbox.turns import (
     MAX_STRING_CHARS,
+    action_end,
     bounded_schema,
     build_grammar,
     complete_turn,
@@ -178,3 +179,94 @@ def test_small_integer_ranges_become_exactly_their_valid_values(
         assert bounded["enum"] == valid
     else:
         assert "enum" not in bounded
+
+
+# --------------------------------------------------------------------------- which JSON is a call; order
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```json\n{"name": "Bob", "type": "person", "observations": ["likes tea"]}\n```',
+        'The entities: {"name": "Bob", "type": "person"} and {"name": "Ann", "type": "person"}.',
+        '{"name": "Bob"}',  # a name alone is a call only when it names a tool
+        '{"name": "calculate", "arguments": {"x": 1}, "note": "extra key"}',
+    ],
+)
+def test_json_that_is_not_call_shaped_is_answer_text(text: str) -> None:
+    turn = parse_turn(text, tool_names={"calculate"})
+    assert turn.action == "answer" and turn.call is None, turn
+    assert turn.answer is not None and "{" in turn.answer
+
+
+def test_a_name_alone_is_a_call_when_it_is_a_known_tool() -> None:
+    turn = parse_turn('{"name": "get_time"}', tool_names={"get_time"})
+    assert turn.action == "tool_call" and turn.call is not None and turn.call.arguments == {}
+    assert parse_turn('{"name": "get_time"}').action == "answer"  # no tools known: not a call
+
+
+def test_the_first_action_wins_and_says_where_it_ends() -> None:
+    text = '<think>x</think>\n{"name": "calculate", "arguments": {"expression": "1+1"}}\n<answer>3</answer>'
+    turn = parse_turn(text)
+    assert turn.action == "tool_call" and turn.call is not None
+    assert turn.call.name == "calculate" and turn.call.arguments == {"expression": "1+1"}
+    assert text[: turn.end].endswith('"1+1"}}') and "<answer>" not in text[: turn.end]
+    answer_first = "<think>x</think>\n<answer>2</answer>\n" + render_call(turn.call)
+    parsed = parse_turn(answer_first)
+    assert (parsed.action, parsed.answer) == ("answer", "2")
+    assert answer_first[: parsed.end].endswith("</answer>")
+    tagged_first = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>\n<answer>3</answer>'
+    assert parse_turn(tagged_first).action == "tool_call"
+
+
+def test_action_end_only_for_a_complete_action() -> None:
+    call = '<think>a {"name": "f", "arguments": {}}</think>\n{"name": "f", "arguments": {"a": 1}}'
+    assert action_end(call) == len(call)
+    assert action_end(call + "\n<tool_response>made up") == len(call)
+    assert action_end(call[:-1]) is None  # the object is not closed yet
+    assert action_end('<think>a {"name": "f", "arguments": {}}') is None  # still thinking
+    assert action_end('<tool_call>{"name": "f", "arguments": {}}') is None  # its tag is still open
+    assert action_end("<answer>4") is None and action_end("<answer>4</answer>") == len("<answer>4</answer>")
+    assert action_end('{"name": "Bob", "type": "person"}') is None
+
+
+def test_json_error_text_names_the_character_once() -> None:
+    turn = parse_turn('<tool_call>{"name": "f", "arguments": {"a": "x</tool_call>')
+    assert turn.error is not None and "at at" not in turn.error
+    assert turn.error == "tool call is not valid JSON: Unterminated string starting at (character 34)"
+
+
+_calls = st.builds(
+    lambda name, args: {"name": name, "arguments": args},
+    st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+    st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=10), max_size=3),
+)
+
+
+_plain = st.text(alphabet=st.characters(blacklist_characters="{}<>"), max_size=60)
+
+
+@given(_plain, _calls, st.text(max_size=80))
+@settings(max_examples=200)
+def test_a_bare_call_wins_over_whatever_follows(prefix: str, call: dict, tail: str) -> None:
+    text = prefix + json.dumps(call) + tail
+    turn = parse_turn(text)
+    assert turn.action == "tool_call" and turn.call is not None
+    assert (turn.call.name, turn.call.arguments) == (call["name"], call["arguments"])
+    assert turn.end == len(prefix) + len(json.dumps(call))
+
+
+_nameless = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.dictionaries(st.sampled_from(["type", "age", "x", "id"]), inner, max_size=3)
+        | st.lists(inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(_nameless)
+def test_json_without_a_name_is_never_a_call(value: object) -> None:
+    turn = parse_turn("Result: " + json.dumps(value), tool_names={"f"})
+    assert turn.action == "answer"
