@@ -185,9 +185,8 @@ def _first_action(
     found: list[tuple[int, ParsedTurn, int, bool]] = []
     call_match = _CALL_RE.search(text)
     if call_match:
-        parsed = _parse_call(call_match.group(1), thought, call_id)
-        closed = call_match.group(0).endswith(CALL_CLOSE)
-        found.append((call_match.start(), parsed, call_match.end(), closed))
+        body, end, closed = _call_body(text, call_match)
+        found.append((call_match.start(), _parse_call(body, thought, call_id), end, closed))
     answer_match = _ANSWER_RE.search(text)
     if answer_match:
         answer = ParsedTurn("answer", thought, answer=answer_match.group(1).strip())
@@ -201,6 +200,27 @@ def _first_action(
         return None
     _, parsed, end, closed = min(found, key=lambda item: item[0])
     return parsed, end, closed
+
+
+def _call_body(text: str, match: re.Match[str]) -> tuple[str, int, bool]:
+    """The body of a ``<tool_call>`` block, where the block ends and whether it is closed. A JSON
+    object that opens the block is read whole, so a string argument holding ``</tool_call>`` does
+    not end the block early."""
+    start = match.start(1)
+    brace = start + len(text[start:]) - len(text[start:].lstrip())
+    if brace < len(text) and text[brace] == "{":
+        try:
+            _, end = decode_at_bounded(text, brace, what="tool call", max_depth=_CALL_DEPTH)
+        except (json.JSONDecodeError, JSONBoundError):
+            pass
+        else:
+            tail = text[end:]
+            after = len(text) - len(tail.lstrip())
+            if text.startswith(CALL_CLOSE, after):
+                return text[start:end], after + len(CALL_CLOSE), True
+            if not tail.strip():
+                return text[start:end], len(text), False
+    return match.group(1), match.end(), match.group(0).endswith(CALL_CLOSE)
 
 
 def _split_thought(text: str) -> tuple[str, str, int, int]:
