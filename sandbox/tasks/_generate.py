@@ -19,7 +19,7 @@ import anyio
 
 from sandbox.hub import ServerConfig, ToolHub, load_config
 from sandbox.records import ConfigError, Task, write_atomic
-from sandbox.tasks import _calculator, _direct, _weather
+from sandbox.tasks import _calculator, _direct, _files, _music, _weather
 from sandbox.tasks._split import SPLITS, Split
 from sandbox.tasks._world import CALCULATOR, MUSIC, WEATHER, TaskGenerationError, World, read_world
 
@@ -43,7 +43,9 @@ _FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
         Family("weather", (WEATHER,), _weather.make),
+        Family("music", (MUSIC,), _music.make),
         Family("calculator", (CALCULATOR,), _calculator.make),
+        Family("files", (WEATHER, MUSIC), _files.make),
         Family("direct", (WEATHER, MUSIC, CALCULATOR), _direct.make),
     )
 }
