@@ -3,7 +3,7 @@
 Track ids say where a track lives: ``lib-…`` is in the user's library, ``cat-…`` in the catalog. Some
 titles exist in both with different artists on purpose: the library's "Toxic" is BoyWithUke's (played
 several times today), the catalog's is Britney Spears'. A good agent asked to "play Toxic" plays the
-library track. Ten more titles have such a twin (Circles, Ghost, Halo, Hurt, ...), so task generators
+library track. Eleven more titles have such a twin (Circles, Ghost, Halo, Hurt, ...), so task generators
 find the trap on many titles.
 
 The data has no clock: "today" is 2026-11-26 and the session starts at 20:00; each ``play`` is stamped

@@ -152,7 +152,12 @@ def split_numbers(split: Split, numbers: range = ANY) -> list[int]:
 
 async def make(world: World, split: Split, n: int, rng: random.Random) -> list[Task]:
     problems = draw_until(_draw(split), rng, n * 2, NAME, split, key=lambda p: p.id)
-    tasks = [built for problem in problems if (built := await build(world, problem, rng)) is not None]
-    if len(tasks) < n:  # every answer rounded: never with these kinds, but said plainly
-        raise TaskGenerationError(f"family {NAME!r}: only {len(tasks)} {split} task(s) have an exact answer")
-    return tasks[:n]
+    tasks: list[Task] = []
+    for problem in problems:  # built in turn until n have an exact answer: one calculator call each
+        built = await build(world, problem, rng)
+        if built is not None:
+            tasks.append(built)
+        if len(tasks) == n:
+            return tasks
+    # half the draws rounded: never with these kinds, but said plainly
+    raise TaskGenerationError(f"family {NAME!r}: only {len(tasks)} {split} task(s) have an exact answer")

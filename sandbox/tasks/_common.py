@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 # A family tries this many draws per task asked for before it says it has run out of distinct tasks.
 DRAWS_PER_TASK = 50
+# ... and gives up sooner when this many draws in a row found nothing new (the pool is used up).
+STALE_DRAWS = 5000
 
 
 def variants(*values: str) -> list[str]:
@@ -141,17 +143,23 @@ def draw_until(
     split: Split,
     key: Callable[[T], str],
 ) -> list[T]:
-    """``n`` items of distinct keys from ``make(rng)`` (None: a draw that does not fit, drawn again)."""
+    """``n`` items of distinct keys from ``make(rng)`` (None: a draw that does not fit, drawn again);
+    too few distinct ones (see :data:`DRAWS_PER_TASK`, :data:`STALE_DRAWS`): one clear error."""
     found: dict[str, T] = {}
-    for _ in range(n * DRAWS_PER_TASK):
+    stale = draws = 0
+    while draws < n * DRAWS_PER_TASK and stale < STALE_DRAWS:
+        draws += 1
         item = make(rng)
-        if item is not None:
-            found.setdefault(key(item), item)
-        if len(found) == n:
-            return list(found.values())
+        if item is not None and key(item) not in found:
+            found[key(item)] = item
+            stale = 0
+            if len(found) == n:
+                return list(found.values())
+        else:
+            stale += 1
     raise TaskGenerationError(
-        f"family {family!r} found only {len(found)} distinct {split} task(s) in "
-        f"{n * DRAWS_PER_TASK} draws; ask for fewer than --n {n}"
+        f"family {family!r} found only {len(found)} distinct {split} task(s) in {draws} draws; "
+        f"--n {n} asks for more"
     )
 
 
