@@ -11,6 +11,7 @@ sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
 sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
 sandbox replay traces.jsonl -o replayed.jsonl [--rewards ...] [--model M.gguf]
 sandbox gauntlet [--tasks seed --servers servers/mcp.json] [--rewards ...]
+sandbox demos --tasks T.jsonl -o RUN_DIR [--servers servers/mcp.json]
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
