@@ -17,6 +17,8 @@ sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
 sandbox quantize --type q4_0|iq4_nl|q8_0|... -o OUT.gguf [--model M.gguf] [--overwrite]
 sandbox train RUN_DIR|EXPORT|rows.jsonl -o TRAIN_DIR [--method sft|dpo] [--steps N] [--merge f16|q8_0]
+sandbox improve --tasks TRAIN.jsonl --heldout HELDOUT.jsonl -o DIR [--rounds R] [--n N] [--threshold X]
+                [--steps S | --epochs E] [--resume | --overwrite]
 """
 
 from __future__ import annotations
