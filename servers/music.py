@@ -3,7 +3,8 @@
 Track ids say where a track lives: ``lib-…`` is in the user's library, ``cat-…`` in the catalog. Some
 titles exist in both with different artists on purpose: the library's "Toxic" is BoyWithUke's (played
 several times today), the catalog's is Britney Spears'. A good agent asked to "play Toxic" plays the
-library track.
+library track. Ten more titles have such a twin (Circles, Ghost, Halo, Hurt, ...), so task generators
+find the trap on many titles.
 
 The data has no clock: "today" is 2026-11-26 and the session starts at 20:00; each ``play`` is stamped
 one minute after the previous one. State (what is playing, the history) lives in one
@@ -12,7 +13,9 @@ one minute after the previous one. State (what is playing, the history) lives in
 The player's state is also an MCP resource, ``music://state`` (JSON: ``now_playing``, the id of the
 track playing or null; ``started_at``; ``session_plays``, the ids played since the server started,
 oldest first; ``total_plays``). Resources are not tools: a model that is shown the tool list never
-sees it; the sandbox reads it after each step to check a task's ``expected_state``.
+sees it; the sandbox reads it after each step to check a task's ``expected_state``. A second resource,
+``music://tracks`` (JSON: ``library`` and ``catalog``, every track as the search tools return them),
+lets a task generator read the whole data without a search.
 
 Run it over stdio with ``python -m servers.music``.
 """
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 TODAY = "2026-11-26"
 SESSION_START = datetime(2026, 11, 26, 20, 0)
 STATE_URI = "music://state"
+TRACKS_URI = "music://tracks"
 
 
 # --------------------------------------------------------------------------- records
@@ -101,6 +105,17 @@ LIBRARY: tuple[Track, ...] = (
     _track("lib-009", "Riptide", "Vance Joy", "Dream Your Life Away", 204),
     _track("lib-010", "Flowers", "Miley Cyrus", "Endless Summer Vacation", 200),
     _track("lib-011", "Ghost", "Justin Bieber", "Justice", 153),
+    _track("lib-012", "Halo", "Beyoncé", "I Am... Sasha Fierce", 261),
+    _track("lib-013", "Hurt", "Johnny Cash", "American IV: The Man Comes Around", 218),
+    _track("lib-014", "Hello", "Adele", "25", 295),
+    _track("lib-015", "Stay", "Rihanna", "Unapologetic", 240),
+    _track("lib-016", "Faded", "Alan Walker", "Different World", 212),
+    _track("lib-017", "Jump", "Van Halen", "1984", 241),
+    _track("lib-018", "Stronger", "Kelly Clarkson", "Stronger", 222),
+    _track("lib-019", "Creep", "Radiohead", "Pablo Honey", 238),
+    _track("lib-020", "Dreams", "The Cranberries", "Everybody Else Is Doing It", 271),
+    _track("lib-021", "Mr. Brightside", "The Killers", "Hot Fuss", 222),
+    _track("lib-022", "Dancing Queen", "ABBA", "Arrival", 231),
 )
 
 CATALOG: tuple[Track, ...] = (
@@ -112,6 +127,18 @@ CATALOG: tuple[Track, ...] = (
     _track("cat-006", "Ghost", "Ella Henderson", "Chapter One", 213),
     _track("cat-007", "Blinding Lights", "The Weeknd", "After Hours", 200),
     _track("cat-008", "Dreams", "Fleetwood Mac", "Rumours", 257),
+    _track("cat-009", "Halo", "Depeche Mode", "Violator", 270),
+    _track("cat-010", "Hurt", "Nine Inch Nails", "The Downward Spiral", 373),
+    _track("cat-011", "Hello", "Lionel Richie", "Can't Slow Down", 251),
+    _track("cat-012", "Stay", "Zedd", "Stay Single", 210),
+    _track("cat-013", "Faded", "ZHU", "The Nightday", 223),
+    _track("cat-014", "Jump", "Kris Kross", "Totally Krossed Out", 195),
+    _track("cat-015", "Stronger", "Kanye West", "Graduation", 311),
+    _track("cat-016", "Creep", "Stone Temple Pilots", "Core", 333),
+    _track("cat-017", "Bohemian Rhapsody", "Queen", "A Night at the Opera", 355),
+    _track("cat-018", "Take On Me", "a-ha", "Hunting High and Low", 225),
+    _track("cat-019", "Hey Ya!", "OutKast", "Speakerboxxx/The Love Below", 235),
+    _track("cat-020", "Yellow", "Coldplay", "Parachutes", 269),
 )
 
 # (track id, played_at), oldest first. Today: Toxic 4 times, Heat Waves twice, three others once;
@@ -271,6 +298,16 @@ def make_server() -> MCPServer:
     async def state() -> str:
         """The player's state (not a tool: what the sandbox checks, never shown to the model)."""
         return json.dumps(player.state())
+
+    @server.resource(TRACKS_URI, name="tracks", mime_type="application/json")
+    async def tracks() -> str:
+        """Every track of the library and the catalog (not a tool: what task generators read)."""
+        return json.dumps(
+            {
+                "library": [track.model_dump() for track in LIBRARY],
+                "catalog": [track.model_dump() for track in CATALOG],
+            }
+        )
 
     return server
 

@@ -1,12 +1,14 @@
 """Weather: daily and hourly forecasts from a fixed table.
 
-The data is deterministic: no clock and no network. It covers five places over three days, and its
-"today" is fixed at 2026-11-26 ("tomorrow" is 2026-11-27), so a task written against it keeps its
+The data is deterministic: no clock and no network. It covers eighteen places over three days, and
+its "today" is fixed at 2026-11-26 ("tomorrow" is 2026-11-27), so a task written against it keeps its
 answer forever.
 
 One day tells a story on purpose: Denver on 2026-11-26 reads "sunny, high 66, low 33" in the daily
 summary, but a cold front arrives at dusk, so the evening (19:00-21:00) is 34-36°F and feels like
-29-31°F. Only the hourly forecast shows it. Daily figures are always derived from the hourly table, so
+29-31°F. Only the hourly forecast shows it. A few other days have a front of their own (:class:`_Front`:
+a warm afternoon, then the temperature falls towards a cold night from the front's hour on), so task
+generators find more such days in the data. Daily figures are always derived from the hourly table, so
 the daily high and low are the max and min of that day's hours.
 
 Run it over stdio with ``python -m servers.weather``.
@@ -79,14 +81,26 @@ class KnownPlaces(BaseModel):
 
 
 @dataclass(frozen=True)
+class _Front:
+    """A cold front arriving at ``hour``: from then on the temperature halves its distance to
+    ``night`` each hour, and the wind blows at ``wind`` mph for the front's first two hours."""
+
+    hour: int
+    night: int
+    wind: int
+
+
+@dataclass(frozen=True)
 class _Day:
-    """Parameters for one generated day: the hourly curve runs from ``low`` at 06:00 to ``high`` at 15:00."""
+    """Parameters for one generated day: the hourly curve runs from ``low`` at 06:00 to ``high`` at 15:00
+    (until a ``front``, if the day has one)."""
 
     high: int
     low: int
     conditions: str
     precipitation: int
     wind: int
+    front: _Front | None = None
 
 
 _DAYS: dict[str, dict[str, _Day]] = {
@@ -115,6 +129,71 @@ _DAYS: dict[str, dict[str, _Day]] = {
         "2026-11-26": _Day(49, 42, "Rain", 90, 12),
         "2026-11-27": _Day(50, 43, "Showers", 60, 10),
         "2026-11-28": _Day(47, 38, "Cloudy", 30, 5),
+    },
+    "Atlanta": {
+        "2026-11-26": _Day(63, 45, "Partly cloudy", 10, 7),
+        "2026-11-27": _Day(66, 48, "Sunny", 0, 6),
+        "2026-11-28": _Day(58, 46, "Rain", 70, 11),
+    },
+    "Austin": {
+        "2026-11-26": _Day(71, 50, "Partly cloudy", 10, 8),
+        "2026-11-27": _Day(68, 44, "Sunny", 0, 9, _Front(17, 36, 21)),
+        "2026-11-28": _Day(80, 64, "Sunny", 0, 7),
+    },
+    "Berlin": {
+        "2026-11-26": _Day(42, 33, "Cloudy", 20, 9),
+        "2026-11-27": _Day(40, 31, "Snow showers", 40, 11),
+        "2026-11-28": _Day(38, 29, "Partly cloudy", 10, 7),
+    },
+    "Chicago": {
+        "2026-11-26": _Day(48, 36, "Cloudy", 20, 12),
+        "2026-11-27": _Day(62, 41, "Sunny", 0, 10, _Front(17, 34, 20)),
+        "2026-11-28": _Day(39, 30, "Snow showers", 50, 15),
+    },
+    "Dublin": {
+        "2026-11-26": _Day(49, 40, "Showers", 70, 15),
+        "2026-11-27": _Day(47, 38, "Cloudy", 30, 12),
+        "2026-11-28": _Day(46, 37, "Rain", 80, 16),
+    },
+    "London": {
+        "2026-11-26": _Day(52, 44, "Rain", 80, 13),
+        "2026-11-27": _Day(50, 41, "Cloudy", 30, 10),
+        "2026-11-28": _Day(48, 39, "Partly cloudy", 10, 8),
+    },
+    "Miami": {
+        "2026-11-26": _Day(81, 70, "Partly cloudy", 20, 9),
+        "2026-11-27": _Day(83, 72, "Sunny", 0, 8),
+        "2026-11-28": _Day(80, 71, "Thunderstorms", 60, 12),
+    },
+    "Minneapolis": {
+        "2026-11-26": _Day(35, 22, "Cloudy", 20, 10),
+        "2026-11-27": _Day(41, 25, "Partly cloudy", 10, 9),
+        "2026-11-28": _Day(61, 30, "Sunny", 0, 8, _Front(18, 27, 22)),
+    },
+    "Montreal": {
+        "2026-11-26": _Day(34, 24, "Snow showers", 60, 12),
+        "2026-11-27": _Day(30, 20, "Cloudy", 20, 10),
+        "2026-11-28": _Day(33, 23, "Partly cloudy", 10, 8),
+    },
+    "Phoenix": {
+        "2026-11-26": _Day(72, 45, "Sunny", 0, 6, _Front(17, 38, 20)),
+        "2026-11-27": _Day(68, 47, "Sunny", 0, 5),
+        "2026-11-28": _Day(70, 48, "Mostly sunny", 0, 4),
+    },
+    "Prague": {
+        "2026-11-26": _Day(41, 32, "Cloudy", 30, 7),
+        "2026-11-27": _Day(39, 30, "Partly cloudy", 10, 6),
+        "2026-11-28": _Day(43, 34, "Light rain", 60, 9),
+    },
+    "Salt Lake City": {
+        "2026-11-26": _Day(64, 34, "Sunny", 0, 5, _Front(17, 31, 18)),
+        "2026-11-27": _Day(47, 30, "Partly cloudy", 10, 7),
+        "2026-11-28": _Day(44, 28, "Snow showers", 40, 9),
+    },
+    "Sydney": {
+        "2026-11-26": _Day(77, 63, "Sunny", 0, 11),
+        "2026-11-27": _Day(73, 62, "Showers", 50, 14),
+        "2026-11-28": _Day(79, 65, "Sunny", 0, 10),
     },
 }
 
@@ -177,13 +256,21 @@ def _hour(hour: int, temp_f: int, wind_mph: int, conditions: str) -> HourForecas
 
 
 def _generated_hours(day: _Day) -> list[HourForecast]:
-    hours = []
+    hours: list[HourForecast] = []
     for hour in range(24):
         share = _curve(hour)
         temp = day.low + round(share * (day.high - day.low))
         wind = day.wind + round(2 * share)  # afternoons are a little windier
         night = hour not in _DAYLIGHT
         conditions = _NIGHT_WORDING.get(day.conditions, day.conditions) if night else day.conditions
+        front = day.front
+        if front is not None and hour >= front.hour:
+            since = hour - front.hour
+            before = hours[front.hour - 1].temp_f
+            temp = front.night + round((before - front.night) * 0.5 ** (since + 1))
+            wind = front.wind if since < 2 else day.wind
+            night_conditions = _NIGHT_WORDING.get(day.conditions, day.conditions)
+            conditions = ("Windy", "Breezy")[since] if since < 2 else night_conditions
         hours.append(_hour(hour, temp, wind, conditions))
     return hours
 

@@ -12,6 +12,7 @@ ROOMS = [
     "sandbox.hub",
     "sandbox.episodes",
     "sandbox.runs",
+    "sandbox.tasks",
     "sandbox.datasets",
     "sandbox.view",
     "sandbox.train",

@@ -10,6 +10,8 @@ sandbox show  traces.jsonl [--trace ID | --index N]
 sandbox score traces.jsonl --rewards NAME,... -o scored.jsonl [--overwrite]
 sandbox import bfcl QUESTIONS.json [--answers POSSIBLE_ANSWERS.json] -o tasks.jsonl
 sandbox replay traces.jsonl -o replayed.jsonl [--rewards ...] [--model M.gguf]
+sandbox tasks --family weather|music|calculator|files|direct|all --n N --seed S --split train|heldout
+              -o T.jsonl [--servers servers/mcp.json] [--overwrite]
 sandbox gauntlet [--tasks seed --servers servers/mcp.json] [--rewards ...]
 sandbox demos --tasks T.jsonl -o RUN_DIR [--servers servers/mcp.json]
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]

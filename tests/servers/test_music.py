@@ -135,8 +135,20 @@ async def test_state_resource_follows_playback_and_is_not_a_tool() -> None:
     assert after["now_playing"] == "lib-001"
     assert after["session_plays"] == ["cat-001", "lib-001"]
     assert after["total_plays"] == 17
-    assert resources == ["music://state"]
-    assert not any("state" in name for name in tools)
+    assert sorted(resources) == ["music://state", "music://tracks"]
+    assert not any("state" in name or "tracks" in name for name in tools)
+
+
+@pytest.mark.anyio
+async def test_tracks_resource_lists_the_library_and_the_catalog() -> None:
+    async with Client(make_server()) as client:
+        result = await client.read_resource("music://tracks")
+        found = await _ok(client, "search_library", {"query": "Toxic"})
+    tracks = json.loads(result.contents[0].text)  # type: ignore[union-attr]
+    assert tracks["library"][0] == found["tracks"][0]
+    assert {track["source"] for track in tracks["catalog"]} == {"catalog"}
+    titles = {track["title"] for track in tracks["library"]} & {track["title"] for track in tracks["catalog"]}
+    assert {"Toxic", "Circles", "Ghost"} <= titles
 
 
 @pytest.mark.anyio
