@@ -18,10 +18,12 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's sandbox, not an installed one
 SHOWN = ("outcome", "tool_syntax", "bfcl", "process")
 
 
