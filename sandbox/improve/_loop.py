@@ -300,6 +300,8 @@ class _Run:
 
     def train(self, folder: Path) -> dict[str, Any]:
         options = self.options
+        # A new adapter: an evaluation a kill left half-written was of the old one.
+        shutil.rmtree(folder / "heldout", ignore_errors=True)
         result = train(
             TrainOptions(
                 data=folder / "data",
