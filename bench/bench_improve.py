@@ -31,8 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--train", type=int, default=24, help="train tasks (all families, round-robin)")
-    parser.add_argument("--heldout", type=int, default=10, help="held-out tasks")
+    parser.add_argument("--families", default="all", help="comma-separated families, or all (round-robin)")
+    parser.add_argument("--train", type=int, default=24, help="train tasks per family (all: in total)")
+    parser.add_argument("--heldout", type=int, default=10, help="held-out tasks per family (all: in total)")
     parser.add_argument("--n", type=int, default=1, help="samples per train task")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=None)
@@ -54,10 +55,17 @@ def main() -> None:
     tasks_dir = args.out.with_name(args.out.name + "-tasks")
     train_file, heldout_file = tasks_dir / "train.jsonl", tasks_dir / "heldout.jsonl"
     if not args.resume:
-        write_tasks(make_tasks("all", args.train, 1, "train", servers=servers), train_file, overwrite=True)
-        write_tasks(
-            make_tasks("all", args.heldout, 2, "heldout", servers=servers), heldout_file, overwrite=True
-        )
+        families = args.families.split(",")
+        for file, count, seed, split in (
+            (train_file, args.train, 1, "train"),
+            (heldout_file, args.heldout, 2, "heldout"),
+        ):
+            tasks = [
+                task
+                for family in families
+                for task in make_tasks(family, count, seed, split, servers=servers)
+            ]
+            write_tasks(tasks, file, overwrite=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}", flush=True)
     started = time.perf_counter()
     result = improve(
