@@ -14,11 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = ROOT / "sandbox" / "data" / "seed.jsonl"
 
 
-def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: Path) -> None:
-    spec = RunSpec(tasks=SEED_FILE, servers=ROOT / "servers" / "mcp.json", out=tmp_path / "demos")
+def _family_tasks(tmp_path: Path) -> Path:
+    from sandbox.tasks import make_tasks, write_tasks
+
+    path = tmp_path / "families.jsonl"
+    write_tasks(make_tasks("all", 10, 0, "heldout", servers=ROOT / "servers" / "mcp.json"), path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["seed", "families"])
+def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: Path, source: str) -> None:
+    task_file = SEED_FILE if source == "seed" else _family_tasks(tmp_path)
+    spec = RunSpec(tasks=task_file, servers=ROOT / "servers" / "mcp.json", out=tmp_path / "demos")
     summary = anyio.run(write_demos, spec)
     traces = read_traces(tmp_path / "demos" / TRACES_FILE)
-    tasks = {task.id: task for task in read_tasks(SEED_FILE)}
+    tasks = {task.id: task for task in read_tasks(task_file)}
     assert summary.written == len(traces) == len(tasks)
     rewards = select_rewards("all")
     checked = 0
@@ -37,6 +47,7 @@ def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: 
         if task.solution:
             assert thoughts[0].startswith(f"I need the {task.solution[0].name} tool: ")
             assert thoughts[-1].startswith(f"The {task.solution[-1].name} result says: ")
+            assert len(set(thoughts)) == len(thoughts)
         else:
             assert thoughts == ["This needs no tool: I can answer it directly."]
     assert checked > len(traces)  # several rewards declare a maximum on every task
