@@ -13,11 +13,14 @@ sandbox replay traces.jsonl -o replayed.jsonl [--rewards ...] [--model M.gguf]
 sandbox tasks --family weather|music|calculator|files|direct|all --n N --seed S --split train|heldout
               -o T.jsonl [--servers servers/mcp.json] [--overwrite]
 sandbox gauntlet [--tasks seed --servers servers/mcp.json] [--rewards ...]
+sandbox demos --tasks T.jsonl -o RUN_DIR [--servers servers/mcp.json]
 sandbox view  traces.jsonl|RUN_DIR [-o report.html] [--reward NAME]
 sandbox new-tool NAME [--dir DIR]
 sandbox check-tool CONFIG|URL [--server NAME] [--examples N] [--timeout S]
 sandbox quantize --type q4_0|iq4_nl|q8_0|... -o OUT.gguf [--model M.gguf] [--overwrite]
 sandbox train RUN_DIR|EXPORT|rows.jsonl -o TRAIN_DIR [--method sft|dpo] [--steps N] [--merge f16|q8_0]
+sandbox improve --tasks TRAIN.jsonl --heldout HELDOUT.jsonl -o DIR [--rounds R] [--n N] [--threshold X]
+                [--steps S | --epochs E] [--resume | --overwrite]
 """
 
 from __future__ import annotations

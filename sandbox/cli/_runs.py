@@ -1,4 +1,4 @@
-"""The run commands: ``run``, ``generate``, ``score``, ``replay``, ``show``, ``gauntlet``."""
+"""The run commands: ``run``, ``generate``, ``score``, ``replay``, ``show``, ``gauntlet``, ``demos``."""
 
 from __future__ import annotations
 
@@ -334,3 +334,36 @@ def gauntlet(
     )
     if failures:
         raise typer.Exit(1)
+
+
+@app.command()
+def demos(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Run folder: config.json and traces.jsonl.")],
+    servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')] = Path(
+        "servers/mcp.json"
+    ),
+    rewards: RewardNames = "all",
+    max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    task_id: Annotated[list[str] | None, typer.Option("--task", help="Only these task ids.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start the run in --out again, drop its traces.")] = False,
+) -> None:
+    """Write demonstrations: the oracle plays each task's reference solution through the real servers,
+    thinking in a stated template (which tool and why; what the result said), into a scored run
+    folder that `sandbox export` and `sandbox train` read like any other."""
+    from sandbox.runs import RunSpec, write_demos
+
+    spec = RunSpec(
+        tasks=task_path(tasks),
+        servers=servers,
+        out=out,
+        rewards=rewards,
+        max_steps=max_steps,
+        only=tuple(task_id or ()),
+        resume=resume,
+        overwrite=overwrite,
+    )
+    with RunProgress(err_console, label="demos") as progress:
+        summary = anyio.run(partial(write_demos, spec, events=progress))
+    console.print(run_table(summary))

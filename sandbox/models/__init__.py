@@ -7,7 +7,7 @@
 - :class:`OpenAIModel` -- any OpenAI-compatible HTTP server (llama-server, vLLM, Ollama).
 - :class:`ScriptedModel` -- written turns, for unit tests of the loop.
 - :class:`OracleModel` -- plays each task's reference solution (:func:`oracle_turns`), the best
-  episode a task has; the gauntlet's baseline.
+  episode a task has; the gauntlet's baseline, and with ``thoughts="demo"`` demonstrations to train on.
 - :class:`LlamaScorer` -- a local GGUF model as a judge's backend (next-token option log-probabilities).
 - :class:`PolicyRollouts` -- a policy's continuations of partial solutions (Monte Carlo step values).
 - :class:`OpenAIScorer` -- a judge's backend on an OpenAI-compatible server (``top_logprobs``).
@@ -31,7 +31,14 @@ from sandbox.models._files import (
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
 from sandbox.models._http_scorer import OpenAIScorer
 from sandbox.models._llama import LlamaModel
-from sandbox.models._oracle import OracleError, OracleModel, oracle_answer, oracle_turns
+from sandbox.models._oracle import (
+    THOUGHT_STYLES,
+    OracleError,
+    OracleModel,
+    ThoughtStyle,
+    oracle_answer,
+    oracle_turns,
+)
 from sandbox.models._quantize import Quantized, quantize
 from sandbox.models._rollouts import PolicyRollouts
 from sandbox.models._scorer import LlamaScorer
@@ -56,6 +63,8 @@ __all__ = [
     "RetryPolicy",
     "ScriptedModel",
     "SyncModel",
+    "THOUGHT_STYLES",
+    "ThoughtStyle",
     "chat_formatter",
     "check_model_file",
     "common_prefix",

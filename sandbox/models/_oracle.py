@@ -13,9 +13,20 @@ an ``<answer>``):
 - the answer is the first of the task's acceptable answers; a task with none (one judged on the
   servers' state) gets :data:`DONE_ANSWER`, a report that the work is done.
 
-Thoughts follow one short template, so they never restate each other:
-``"Reference call {i} of {n}: {tool}."`` before a call, ``"The reference answer, after {n} call(s)."``
-before the answer (``"The reference answer, with no tool call."`` when there is none).
+Thoughts come in two styles (``thoughts``), each one short stated template:
+
+- ``"reference"`` (the gauntlet's): ``"Reference call {i} of {n}: {tool}."`` before a call, ``"The
+  reference answer, after {n} call(s)."`` before the answer (``"The reference answer, with no tool
+  call."`` when there is none). They say where the turn sits in the plan, nothing a model should learn.
+- ``"demo"`` (demonstrations to train on, ``sandbox demos``): what a model should think, built from
+  what it can see. Before a call: ``"I need the {tool} tool: {the first sentence of its description}
+  I call it with {argument}={value}, ..."`` (``"I call the {tool} tool again, now with ..."`` when it
+  was used before, so the thought does not restate the earlier one). Before the answer: ``"The
+  {tool} result says: {an excerpt of at most 80 characters} So the answer is {answer}."`` (``"So it
+  is done."`` for a task judged on the servers' state), the
+  excerpt taken around the answer's mention in the last result that shares most words with the
+  question (its first mention, else the result's start); with no
+  call: ``"This needs no tool: I can answer it directly."``
 
 A prompt that no task has, a prompt two tasks share with different plans, or an ideal call whose
 required arguments are open raises :class:`OracleError` (a task file to fix, one line). The episode
@@ -25,9 +36,11 @@ servers; the gauntlet (``sandbox.runs``) builds its attacks from that trace.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.models._base import ModelRequest, ModelResponse, SyncModel
 from sandbox.records import JSONObject, ModelInfo, SandboxError, Task, ToolCall, ToolSpec, Usage
@@ -74,6 +87,12 @@ def oracle_answer(task: Task) -> str:
     return answers[0] if answers else DONE_ANSWER
 
 
+ThoughtStyle = Literal["reference", "demo"]
+THOUGHT_STYLES: tuple[ThoughtStyle, ...] = ("reference", "demo")
+EXCERPT_CHARS = 80  # the most of a tool result a demo's answer thought quotes
+NO_TOOL_THOUGHT = "This needs no tool: I can answer it directly."
+
+
 def call_thought(index: int, total: int, name: str) -> str:
     return f"Reference call {index + 1} of {total}: {name}."
 
@@ -82,6 +101,74 @@ def answer_thought(calls: int) -> str:
     if calls == 0:
         return "The reference answer, with no tool call."
     return f"The reference answer, after {calls} call(s)."
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    end = text.find(". ")
+    sentence = text if end < 0 else text[: end + 1]
+    return sentence if sentence.endswith((".", "!", "?")) or not sentence else sentence + "."
+
+
+def _argument_text(arguments: JSONObject) -> str:
+    if not arguments:
+        return "no arguments"
+    return ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in arguments.items())
+
+
+def demo_call_thought(call: PlannedCall, tools: Sequence[ToolSpec], earlier: Sequence[str]) -> str:
+    """A demonstration's thought before ``call``: which tool and why (from its description), and the
+    arguments; ``earlier`` names the tools already called in the episode."""
+    arguments = _argument_text(call.arguments)
+    if call.name in earlier:
+        return f"I call the {call.name} tool again, now with {arguments}."
+    spec = next((tool for tool in tools if tool.name == call.name), None)
+    why = _first_sentence(spec.description) if spec is not None and spec.description.strip() else ""
+    why = why[0].lower() + why[1:] if why else "it does what this question needs."
+    return f"I need the {call.name} tool: {why} I call it with {arguments}."
+
+
+_RESPONSE_RE = re.compile(r"^\s*<tool_response[^>]*>\s*(.*?)\s*(?:</tool_response>)?\s*$", re.S)
+_CLOCK_RE = re.compile(r"\b(\d{1,2})\s*(am|pm)\b", re.I)
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words of ``text``, with "8pm" also read as the clock time "20:00"."""
+    words = set(re.findall(r"[a-z0-9:]+", text.lower()))
+    for hour, half in _CLOCK_RE.findall(text):
+        words.add(f"{int(hour) % 12 + (12 if half.lower() == 'pm' else 0):02d}:00")
+    return words
+
+
+def result_excerpt(result: str, answer: str, context: str = "", limit: int = EXCERPT_CHARS) -> str:
+    """At most ``limit`` characters of ``result`` (its ``<tool_response>`` wrapper dropped, whitespace
+    folded): a window around a whole-word mention of ``answer``, the one sharing most words with
+    ``context`` (the question) and the first of those; else the result's start."""
+    match = _RESPONSE_RE.match(result)
+    text = " ".join((match.group(1) if match else result).split())
+    if len(text) <= limit:
+        return text
+    mention = re.compile(rf"(?<![\w.]){re.escape(answer)}(?!\w)", re.I)
+    starts = [m.start() for m in mention.finditer(text)] if answer else []
+    if not starts:
+        return text[:limit] + " ..."
+    wanted = _words(context)
+
+    def window(at: int) -> int:
+        return max(0, min(at - limit // 2, len(text) - limit))
+
+    start = max((window(at) for at in starts), key=lambda w: (len(_words(text[w : w + limit]) & wanted), -w))
+    excerpt = text[start : start + limit]
+    return ("... " if start > 0 else "") + excerpt + (" ..." if start + limit < len(text) else "")
+
+
+def demo_answer_thought(tool: str | None, result: str | None, answer: str, question: str = "") -> str:
+    """A demonstration's thought before the answer: what the last result said, and the answer
+    (:data:`DONE_ANSWER`: that the work is done)."""
+    if tool is None or result is None:
+        return NO_TOOL_THOUGHT
+    conclusion = "So it is done." if answer == DONE_ANSWER else f"So the answer is {answer}."
+    return f"The {tool} result says: {result_excerpt(result, answer, question)} {conclusion}"
 
 
 def turn_text(thought: str, action: str) -> str:
@@ -111,7 +198,12 @@ def oracle_turns(task: Task) -> list[str]:
 class OracleModel(SyncModel):
     """Plays the reference solution of whichever of ``tasks`` the transcript's prompt belongs to."""
 
-    def __init__(self, tasks: Sequence[Task], *, name: str = "oracle") -> None:
+    def __init__(
+        self, tasks: Sequence[Task], *, name: str = "oracle", thoughts: ThoughtStyle = "reference"
+    ) -> None:
+        if thoughts not in THOUGHT_STYLES:
+            raise OracleError(f"thoughts must be one of {list(THOUGHT_STYLES)}, not {thoughts!r}")
+        self.thoughts = thoughts
         self._by_prompt: dict[str, Task] = {}
         for task in tasks:
             known = self._by_prompt.get(task.prompt)
@@ -120,7 +212,8 @@ class OracleModel(SyncModel):
                     f"tasks {known.id!r} and {task.id!r} share a prompt but not a reference solution"
                 )
             self._by_prompt.setdefault(task.prompt, task)
-        self.info = ModelInfo(name=name, backend="oracle")
+        shown = name if thoughts == "reference" else f"{name}-{thoughts}"
+        self.info = ModelInfo(name=shown, backend="oracle")
 
     def task_for(self, request: ModelRequest) -> Task:
         """The task whose prompt is the transcript's first user message."""
@@ -139,10 +232,25 @@ class OracleModel(SyncModel):
             call = plan[written]
             if call.from_open_ideal:
                 _check_open_arguments(task, call, request.tools)
-            text = call_turn(call_thought(written, len(plan), call.name), call.name, call.arguments)
+            text = call_turn(self._call_thought(request, plan, written), call.name, call.arguments)
         else:
-            text = answer_turn(answer_thought(len(plan)), oracle_answer(task))
+            text = answer_turn(self._answer_thought(request, plan, task), oracle_answer(task))
         return ModelResponse(text, "stop", Usage(completion_tokens=max(1, len(text) // 4)), 0.0)
+
+    def _call_thought(self, request: ModelRequest, plan: Sequence[PlannedCall], written: int) -> str:
+        call = plan[written]
+        if self.thoughts == "reference":
+            return call_thought(written, len(plan), call.name)
+        return demo_call_thought(call, request.tools, [c.name for c in plan[:written]])
+
+    def _answer_thought(self, request: ModelRequest, plan: Sequence[PlannedCall], task: Task) -> str:
+        if self.thoughts == "reference":
+            return answer_thought(len(plan))
+        results = [m for m in request.messages if m.role == "tool"]
+        if not plan or not results:
+            return demo_answer_thought(None, None, oracle_answer(task))
+        last = results[-1]
+        return demo_answer_thought(last.name or plan[-1].name, last.content, oracle_answer(task), task.prompt)
 
 
 def _check_open_arguments(task: Task, call: PlannedCall, tools: Sequence[ToolSpec]) -> None:

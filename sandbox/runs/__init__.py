@@ -12,10 +12,13 @@
   their recorded tool results; :func:`first_difference` says where two runs part.
 - :func:`gauntlet` and :func:`run_gauntlet` (``sandbox gauntlet``): the oracle and every attack of
   :data:`ATTACKS` on every task, a :class:`GauntletReport` of which reward catches which attack.
+- :func:`write_demos` (``sandbox demos``): the oracle's gold episodes with demonstration thoughts,
+  scored, as a run folder to train on.
 - :func:`init_ray`: the Ray cluster ``sandbox generate --ray`` shards a run over.
 """
 
 from sandbox.runs._attacks import ATTACKS, Attack
+from sandbox.runs._demos import demo_spec, write_demos
 from sandbox.runs._folder import (
     CONFIG_FILE,
     TRACES_FILE,
@@ -83,6 +86,7 @@ __all__ = [
     "check_run_inputs",
     "check_spec",
     "config_differences",
+    "demo_spec",
     "derive_seed",
     "first_difference",
     "gauntlet",
@@ -99,4 +103,5 @@ __all__ = [
     "run_trace_file",
     "score_file",
     "select_rewards",
+    "write_demos",
 ]

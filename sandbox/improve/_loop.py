@@ -1,0 +1,387 @@
+"""``improve(options) -> ImproveResult``: the rounds of ``sandbox improve``, stage by stage.
+
+The improve folder::
+
+    state.json            the options and every finished stage's result (written after each stage)
+    report.json           the report (``_report``), rewritten after each round
+    rewards.png           every held-out reward per round
+    heldout-demos/        the oracle's demonstrations of the held-out tasks (for the held-out loss)
+    base/heldout/         the base model on the held-out tasks (a run folder, with report.html)
+    round-K/samples/      n samples of every train task with the current model (a run folder)
+    round-K/demos/        demonstrations of the train tasks where no sample was kept
+    round-K/kept.jsonl    the traces trained on: this round's kept samples and demonstrations, and
+                          every earlier round's
+    round-K/data/         their ``sft`` export (``sandbox export``)
+    round-K/train/        the training run (``sandbox train``): adapter.gguf
+    round-K/heldout/      the tuned model on the held-out tasks, same seeds as the base
+
+Round K samples with the base model and round K-1's adapter (round 1: the base alone) and trains
+a fresh adapter on the base, on everything kept so far. Every stage's result goes into
+``state.json`` when it finishes; ``resume`` skips finished stages, and a run folder a kill left
+half-written continues where it stopped (``sandbox generate --resume``). The whole folder is held
+by one process at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from sandbox.datasets import ExportOptions, export_run, loss_file
+from sandbox.improve._options import ImproveError, ImproveOptions, check_options
+from sandbox.improve._report import PLOT_FILE, REPORT_FILE, STATE_FILE, evaluate_traces, write_plot
+from sandbox.records import (
+    SandboxError,
+    Task,
+    Trace,
+    code_version,
+    lock_folder,
+    read_traces,
+    write_atomic,
+    write_trace,
+)
+from sandbox.runs import TRACES_FILE, RunSpec, generate, write_demos
+from sandbox.train import TrainOptions, train
+from sandbox.view import write_report
+
+ProgressFn = Callable[[str], None]
+ADAPTER = Path("train") / "adapter.gguf"
+VIEW_FILE = "report.html"
+# Options that may change between a run and its --resume: they change how fast, not what.
+RESUMABLE = ("rounds", "resume", "overwrite", "threads", "parallel")
+
+
+@dataclass(frozen=True)
+class ImproveResult:
+    """Where an improve run's files are, and its report as written to ``report.json``."""
+
+    out: Path
+    report_path: Path
+    plot: Path
+    views: tuple[Path, ...]
+    report: dict[str, Any]
+
+
+def improve(options: ImproveOptions, progress: ProgressFn | None = None) -> ImproveResult:
+    """Run (or with ``resume`` continue) the rounds of ``options`` in ``options.out`` (module doc).
+
+    The options and both task files are checked before anything runs, each problem in one line.
+    """
+    say = progress or (lambda _line: None)
+    train_tasks, heldout_tasks = check_options(options)
+    descriptor, state = _open_folder(options)
+    try:
+        run = _Run(options, state, say, {t.id: t for t in train_tasks}, {t.id: t for t in heldout_tasks})
+        return run.all_rounds()
+    finally:
+        os.close(descriptor)
+
+
+def _fingerprint(options: ImproveOptions) -> dict[str, Any]:
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+    for name in RESUMABLE:
+        settings.pop(name, None)
+    settings.pop("out", None)
+    for name in ("tasks", "heldout"):
+        settings[f"{name}_sha256"] = hashlib.sha256(getattr(options, name).read_bytes()).hexdigest()
+    return settings
+
+
+def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise ImproveError(f"-o {out} is a file; an improve run is a folder")
+    state_path = out / STATE_FILE
+    if out.exists() and any(out.iterdir()) and not state_path.exists():
+        raise ImproveError(f"{out} holds files but no improve run ({STATE_FILE}); pick another -o")
+    out.mkdir(parents=True, exist_ok=True)
+    descriptor = lock_folder(out)
+    if descriptor is None:
+        raise ImproveError(f"another sandbox improve is running in {out}; wait for it or stop it")
+    try:
+        fingerprint = _fingerprint(options)
+        if state_path.exists() and options.resume:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            changed = sorted(
+                key
+                for key in set(fingerprint) | set(state["options"])
+                if fingerprint.get(key) != state["options"].get(key)
+            )
+            if changed:
+                raise ImproveError(
+                    f"{out} was started with other settings ({', '.join(changed)}); "
+                    "--resume continues the same run: pass the same options, or --overwrite"
+                )
+            return descriptor, state
+        if state_path.exists() and not options.overwrite:
+            raise ImproveError(f"{out} holds an improve run; pass --resume to continue it or --overwrite")
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        state = {"options": fingerprint, "stages": {}}
+        write_atomic(state_path, json.dumps(state, indent=2) + "\n")
+        return descriptor, state
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+@dataclass
+class _Run:
+    options: ImproveOptions
+    state: dict[str, Any]
+    say: ProgressFn
+    train_tasks: dict[str, Task]
+    heldout_tasks: dict[str, Task]
+
+    @property
+    def out(self) -> Path:
+        return self.options.out
+
+    # -- the stages ------------------------------------------------------------------------------
+
+    def stage(self, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``work``'s result, from ``state.json`` when the stage finished before, else run now."""
+        done = self.state["stages"].get(key)
+        if done is not None:
+            self.say(f"{key}: finished before ({done['seconds']:.0f} s), kept")
+            return dict(done)
+        self.say(f"{key} ...")
+        started = time.perf_counter()
+        result = work()
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        self.state["stages"][key] = result
+        write_atomic(self.out / STATE_FILE, json.dumps(self.state, indent=2) + "\n")
+        self.say(f"{key}: done in {result['seconds']:.0f} s")
+        return result
+
+    def all_rounds(self) -> ImproveResult:
+        base = self.stage("base/evaluate", partial(self.evaluate, self.out / "base" / "heldout", None))
+        self.stage("heldout-demos", self.heldout_demos)
+        self.stage("base/loss", partial(self.heldout_loss, None))
+        views = [self.out / "base" / "heldout" / VIEW_FILE]
+        del base
+        for number in range(1, self.options.rounds + 1):
+            folder = self.out / f"round-{number}"
+            previous = self.out / f"round-{number - 1}" / ADAPTER if number > 1 else None
+            key = f"round-{number}"
+            self.stage(f"{key}/sample", partial(self.sample, folder, previous, number))
+            self.stage(f"{key}/select", partial(self.select, folder, number))
+            self.stage(f"{key}/export", partial(self.export, folder))
+            self.stage(f"{key}/train", partial(self.train, folder))
+            self.stage(f"{key}/evaluate", partial(self.evaluate, folder / "heldout", folder / ADAPTER))
+            self.stage(f"{key}/loss", partial(self.heldout_loss, folder / ADAPTER))
+            views.append(folder / "heldout" / VIEW_FILE)
+            self.write_report()
+        report = self.write_report()
+        return ImproveResult(self.out, self.out / REPORT_FILE, self.out / PLOT_FILE, tuple(views), report)
+
+    def spec(
+        self, tasks: Path, out: Path, *, n: int, temperature: float, seed: int, lora: Path | None
+    ) -> RunSpec:
+        options = self.options
+        return RunSpec(
+            tasks=tasks,
+            servers=options.servers,
+            out=out,
+            model=options.model,
+            lora=lora,
+            n=n,
+            parallel=options.parallel,
+            resume=True,  # a run folder a kill left half-written carries on
+            rewards=options.rewards,
+            temperature=temperature,
+            max_tokens=options.max_tokens,
+            token_budget=options.token_budget,
+            max_steps=options.max_steps,
+            seed=seed,
+            n_ctx=options.n_ctx,
+            threads=options.threads,
+        )
+
+    def evaluate(self, out: Path, lora: Path | None) -> dict[str, Any]:
+        options = self.options
+        spec = self.spec(
+            options.heldout,
+            out,
+            n=options.eval_n,
+            temperature=options.eval_temperature,
+            seed=options.seed,
+            lora=lora,
+        )
+        summary = anyio.run(partial(generate, spec))
+        traces = read_traces(out / TRACES_FILE)
+        write_report(out, out / VIEW_FILE)
+        evaluation = evaluate_traces(traces, self.heldout_tasks).to_json()
+        return {**evaluation, "tokens_per_second": round(summary.tokens_per_second, 1)}
+
+    def heldout_demos(self) -> dict[str, Any]:
+        spec = self.spec(
+            self.options.heldout, self.out / "heldout-demos", n=1, temperature=0.0, seed=0, lora=None
+        )
+        summary = anyio.run(partial(write_demos, replace(spec, resume=True)))
+        return {"traces": summary.total}
+
+    def heldout_loss(self, lora: Path | None) -> dict[str, Any]:
+        losses = loss_file(
+            self.out / "heldout-demos" / TRACES_FILE,
+            self.options.model,
+            None,
+            None,
+            None,
+            n_ctx=self.options.n_ctx,
+            lora=lora,
+        )
+        scored = [r for r in losses if r.loss is not None]
+        tokens = sum(r.tokens for r in scored)
+        mean = sum(r.loss * r.tokens for r in scored if r.loss is not None) / tokens if tokens else None
+        return {"loss": mean, "tokens": tokens, "traces": len(scored)}
+
+    def sample(self, folder: Path, lora: Path | None, number: int) -> dict[str, Any]:
+        options = self.options
+        spec = self.spec(
+            options.tasks,
+            folder / "samples",
+            n=options.n,
+            temperature=options.temperature,
+            seed=options.seed + number,
+            lora=lora,
+        )
+        summary = anyio.run(partial(generate, spec))
+        traces = read_traces(folder / "samples" / TRACES_FILE)
+        evaluation = evaluate_traces(traces, self.train_tasks).to_json()
+        return {**evaluation, "tokens_per_second": round(summary.tokens_per_second, 1)}
+
+    def keeps(self, trace: Trace) -> bool:
+        """A sample is kept when it ended with an answer and its reward reaches the threshold."""
+        score = trace.rewards.get(self.options.reward)
+        value = score.value if score is not None else None
+        return trace.stop_reason == "answer" and value is not None and value >= self.options.threshold
+
+    def select(self, folder: Path, number: int) -> dict[str, Any]:
+        samples = read_traces(folder / "samples" / TRACES_FILE)
+        if samples and self.options.reward not in samples[0].rewards:
+            raise ImproveError(f"--reward {self.options.reward!r} is not among the run's rewards")
+        kept = [trace for trace in samples if self.keeps(trace)]
+        missing = sorted(set(self.train_tasks) - {trace.task_id for trace in kept})
+        demos: list[Trace] = []
+        if missing and self.options.demos:
+            spec = self.spec(self.options.tasks, folder / "demos", n=1, temperature=0.0, seed=0, lora=None)
+            anyio.run(partial(write_demos, replace(spec, only=tuple(missing), resume=True)))
+            demos = read_traces(folder / "demos" / TRACES_FILE)
+        earlier = read_traces(self.out / f"round-{number - 1}" / "kept.jsonl") if number > 1 else []
+        with (folder / "kept.jsonl").open("w", encoding="utf-8") as handle:
+            for trace in [*earlier, *kept, *demos]:
+                write_trace(handle, trace)
+        return {
+            "samples": len(samples),
+            "kept": len(kept),
+            "tasks_with_kept": len({trace.task_id for trace in kept}),
+            "tasks": len(self.train_tasks),
+            "demos": len(demos),
+            "earlier": len(earlier),
+        }
+
+    def export(self, folder: Path) -> dict[str, Any]:
+        report = export_run(
+            ExportOptions(source=folder / "kept.jsonl", format="sft", out=folder / "data", overwrite=True)
+        )
+        return {"rows": report.rows.get("train", 0), "skipped": dict(report.skipped)}
+
+    def train(self, folder: Path) -> dict[str, Any]:
+        options = self.options
+        # A new adapter: an evaluation a kill left half-written was of the old one.
+        shutil.rmtree(folder / "heldout", ignore_errors=True)
+        result = train(
+            TrainOptions(
+                data=folder / "data",
+                out=folder / "train",
+                model=options.model,
+                steps=options.steps,
+                epochs=options.epochs,
+                learning_rate=options.learning_rate,
+                rank=options.rank,
+                alpha=options.alpha,
+                batch_size=options.batch_size,
+                gradient_accumulation=options.gradient_accumulation,
+                seed=options.seed,
+                save_steps=10_000,  # a stage that dies is trained again: no mid-run checkpoints needed
+                overwrite=True,
+            )
+        )
+        if result.interrupted:
+            raise SandboxError(f"training of {folder.name} was interrupted; continue with --resume")
+        return {
+            "rows": result.rows,
+            "steps": result.steps,
+            "tokens": result.tokens,
+            "train_seconds": round(result.seconds, 2),
+            "tokens_per_second": round(result.tokens_per_second, 1),
+            "first_loss": result.first_loss,
+            "last_loss": result.last_loss,
+            "max_length": result.max_length,
+            "device": result.device,
+            "precision": result.precision,
+            "peak_rss_mb": round(result.peak_rss_mb),
+            "adapter": str(result.adapter),
+        }
+
+    # -- the report ------------------------------------------------------------------------------
+
+    def write_report(self) -> dict[str, Any]:
+        stages = self.state["stages"]
+        base_eval = stages["base/evaluate"]
+        base = {
+            "heldout": base_eval,
+            "heldout_loss": stages["base/loss"]["loss"],
+            "seconds": {"evaluate": base_eval["seconds"], "loss": stages["base/loss"]["seconds"]},
+        }
+        rounds = []
+        for number in range(1, self.options.rounds + 1):
+            key = f"round-{number}"
+            names = ("sample", "select", "export", "train", "evaluate", "loss")
+            if f"{key}/loss" not in stages:
+                break
+            got = {name: stages[f"{key}/{name}"] for name in names}
+            tuned = got["evaluate"]["rewards"]
+            rounds.append(
+                {
+                    "round": number,
+                    "samples": got["sample"],
+                    "selection": got["select"],
+                    "rows": got["export"]["rows"],
+                    "train": got["train"],
+                    "heldout": got["evaluate"],
+                    "heldout_loss": got["loss"]["loss"],
+                    "gain": {
+                        n: round(v - base_eval["rewards"][n], 4)
+                        for n, v in tuned.items()
+                        if n in base_eval["rewards"]
+                    },
+                    "seconds": {name: got[name]["seconds"] for name in names},
+                }
+            )
+        report = {
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": code_version(),
+            "machine": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
+            "options": self.state["options"],
+            "train_tasks": len(self.train_tasks),
+            "heldout_tasks": len(self.heldout_tasks),
+            "base": base,
+            "rounds": rounds,
+            "seconds": round(sum(stage["seconds"] for stage in stages.values()), 1),
+        }
+        write_atomic(self.out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+        write_plot(report, self.out / PLOT_FILE)
+        return report

@@ -1,0 +1,93 @@
+"""What ``sandbox improve`` is told (:class:`ImproveOptions`), checked before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.records import SandboxError, Task, read_tasks
+
+
+class ImproveError(SandboxError):
+    """An improve run cannot start or continue (bad options, overlapping splits, a folder in use)."""
+
+
+@dataclass(frozen=True)
+class ImproveOptions:
+    """Everything an improve run is told. The sampling defaults are the seed document's
+    (temperature 0.8); evaluation is greedy unless ``eval_temperature`` says otherwise, with the
+    same seeds for the base and every tuned model."""
+
+    tasks: Path  # the train tasks
+    heldout: Path  # the held-out tasks: no id in common with ``tasks``
+    out: Path  # the improve folder
+    servers: Path = Path("servers/mcp.json")
+    model: Path | None = None  # the base GGUF (default: the embedded SmolLM2-135M)
+    rounds: int = 1
+    n: int = 4  # samples per train task and round
+    temperature: float = 0.8
+    reward: str = "outcome"  # the reward a sample must reach to be kept
+    threshold: float = 1.0
+    demos: bool = True  # add the oracle's demonstration where no sample of a task was kept
+    eval_n: int = 1  # samples per held-out task
+    eval_temperature: float = 0.0
+    max_steps: int = 6
+    max_tokens: int = 384  # tokens per model turn
+    token_budget: int = 2048  # completion tokens per episode
+    n_ctx: int = 4096
+    parallel: int = 1
+    threads: int | None = None
+    seed: int = 0
+    rewards: str = "all"
+    # training (sandbox.train)
+    steps: int | None = None
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
+    rank: int = 16
+    alpha: float = 32.0
+    batch_size: int = 1
+    gradient_accumulation: int = 1
+    resume: bool = False
+    overwrite: bool = False
+
+
+def check_options(options: ImproveOptions) -> tuple[list[Task], list[Task]]:
+    """The settings and both task files, checked: the train and held-out tasks, or one line saying
+    what to fix (a missing file, a held-out id or prompt that is also a train task's, bad numbers)."""
+    problems = [
+        (options.rounds < 1, "--rounds must be at least 1"),
+        (options.n < 1 or options.eval_n < 1, "--n and --eval-n must be at least 1"),
+        (options.temperature < 0 or options.eval_temperature < 0, "temperatures must be 0 or more"),
+        (options.max_steps < 1, "--max-steps must be at least 1"),
+        (options.parallel < 1, "--parallel must be at least 1"),
+        (options.threads is not None and options.threads < 1, "--threads must be at least 1"),
+        (options.steps is not None and options.steps < 1, "--steps must be at least 1"),
+        (not options.epochs > 0, "--epochs must be positive"),
+        (options.resume and options.overwrite, "--resume and --overwrite exclude each other"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise ImproveError(message)
+    for flag, path in (
+        ("--tasks", options.tasks),
+        ("--heldout", options.heldout),
+        ("--servers", options.servers),
+    ):
+        if not path.is_file():
+            raise ImproveError(f"{flag} {path}: no such file")
+    train, heldout = read_tasks(options.tasks), read_tasks(options.heldout)
+    if not train or not heldout:
+        raise ImproveError(f"{options.tasks if not train else options.heldout}: no tasks")
+    shared = sorted({t.id for t in train} & {t.id for t in heldout})
+    if shared:
+        raise ImproveError(
+            f"{len(shared)} held-out task id(s) are also train tasks ({', '.join(shared[:3])}"
+            f"{', ...' if len(shared) > 3 else ''}): held-out tasks must be unseen"
+        )
+    prompts = {t.prompt for t in train}
+    same = sorted(t.id for t in heldout if t.prompt in prompts)
+    if same:
+        raise ImproveError(
+            f"held-out task(s) {', '.join(same[:3])} ask a train task's prompt: held-out tasks must be unseen"
+        )
+    return train, heldout

@@ -1,0 +1,144 @@
+"""``sandbox improve`` end to end: real servers (stdio MCP), the real embedded model, real LoRA training.
+
+Kept cheap for CI: two train and one held-out calculator task, one step per episode of a few
+tokens, one training step. What is checked is the loop's plumbing (every stage writes what it
+should, --resume redoes nothing finished, bad input is one line); the gain is the benchmark's
+(bench/bench_improve.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sandbox.improve import PLOT_FILE, REPORT_FILE, STATE_FILE, ImproveError, ImproveOptions, improve
+from sandbox.records import read_traces
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
+TRAIN_IDS = ("calc-pens-word-problem", "no-tool-two-plus-two")
+HELDOUT_IDS = ("calc-percent-of",)
+
+
+def _task_file(path: Path, ids: tuple[str, ...]) -> Path:
+    lines = [line for line in SEED.read_text(encoding="utf-8").splitlines() if json.loads(line)["id"] in ids]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _options(tmp_path: Path, **changes: object) -> ImproveOptions:
+    options = ImproveOptions(
+        tasks=_task_file(tmp_path / "train.jsonl", TRAIN_IDS),
+        heldout=_task_file(tmp_path / "heldout.jsonl", HELDOUT_IDS),
+        out=tmp_path / "improve",
+        servers=ROOT / "servers" / "mcp.json",
+        n=1,
+        max_steps=1,
+        max_tokens=24,
+        token_budget=48,
+        steps=1,
+        threads=2,
+    )
+    return replace(options, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.train
+@pytest.mark.model
+def test_one_round_runs_end_to_end_and_resume_redoes_nothing(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = improve(_options(tmp_path), progress=lines.append)
+    out = tmp_path / "improve"
+    report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+    assert report == result.report
+    assert (out / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "round-1" / "train" / "adapter.gguf").stat().st_size > 1000
+    assert all(view.is_file() and view.stat().st_size > 1000 for view in result.views)
+    (round_1,) = report["rounds"]
+    # Every train task is covered: by a kept sample, else by the oracle's demonstration.
+    selection = round_1["selection"]
+    assert selection["tasks_with_kept"] + selection["demos"] == len(TRAIN_IDS)
+    kept = read_traces(out / "round-1" / "kept.jsonl")
+    assert {t.task_id for t in kept} == set(TRAIN_IDS)
+    assert sum(t.model.name == "oracle-demo" for t in kept) == selection["demos"]
+    assert round_1["rows"] == len(kept) and round_1["train"]["steps"] == 1
+    assert round_1["train"]["tokens_per_second"] > 0
+    assert {"outcome", "tool_syntax", "bfcl", "process"} <= set(round_1["heldout"]["rewards"])
+    assert set(round_1["seconds"]) == {"sample", "select", "export", "train", "evaluate", "loss"}
+    assert report["base"]["heldout_loss"] > 0 and round_1["heldout_loss"] > 0
+    # The adapter is on: the held-out demonstrations' loss moved.
+    assert round_1["heldout_loss"] != report["base"]["heldout_loss"]
+    stages = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))["stages"]
+
+    # A kill after training: the training stage's result is forgotten and its adapter deleted; the
+    # stages before it are not run again (their folders would be cleared: a trap to spring).
+    state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    for key in ("round-1/train", "round-1/evaluate", "round-1/loss"):
+        del state["stages"][key]
+    (out / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+    (out / "round-1" / "train" / "adapter.gguf").unlink()
+    samples_before = (out / "round-1" / "samples" / "traces.jsonl").read_bytes()
+    lines.clear()
+    again = improve(_options(tmp_path, resume=True), progress=lines.append)
+    finished = [line.split(":")[0] for line in lines if "finished before" in line]
+    assert finished == [
+        "base/evaluate",
+        "heldout-demos",
+        "base/loss",
+        "round-1/sample",
+        "round-1/select",
+        "round-1/export",
+    ]
+    assert "round-1/train ..." in lines
+    assert (out / "round-1" / "samples" / "traces.jsonl").read_bytes() == samples_before
+    assert (out / "round-1" / "train" / "adapter.gguf").is_file()
+    resumed = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))["stages"]
+    assert resumed["round-1/sample"] == stages["round-1/sample"]
+    assert again.report["rounds"][0]["heldout"]["rewards"] == round_1["heldout"]["rewards"]
+
+    # Everything finished: a resume runs no stage at all; other settings are refused.
+    lines.clear()
+    improve(_options(tmp_path, resume=True), progress=lines.append)
+    assert lines and all("finished before" in line for line in lines)
+    with pytest.raises(ImproveError, match=r"other settings .*threshold"):
+        improve(_options(tmp_path, resume=True, threshold=0.5))
+
+
+def test_bad_input_is_one_error_before_anything_runs(tmp_path: Path) -> None:
+    train = _task_file(tmp_path / "train.jsonl", TRAIN_IDS)
+    overlap = _task_file(tmp_path / "overlap.jsonl", ("no-tool-two-plus-two", "calc-percent-of"))
+    cases = [
+        ({"tasks": tmp_path / "missing.jsonl"}, r"--tasks .*missing.jsonl: no such file"),
+        ({"heldout": overlap}, r"1 held-out task id\(s\) are also train tasks \(no-tool-two-plus-two\)"),
+        ({"rounds": 0}, "--rounds must be at least 1"),
+        ({"resume": True, "overwrite": True}, "exclude each other"),
+    ]
+    for changes, message in cases:
+        options = replace(replace(_options(tmp_path), tasks=train), **changes)  # type: ignore[arg-type]
+        with pytest.raises(ImproveError, match=message):
+            improve(options)
+    assert not (tmp_path / "improve").exists()
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path, sandbox_cli) -> None:  # type: ignore[no-untyped-def]
+    train = _task_file(tmp_path / "train.jsonl", TRAIN_IDS)
+    args = ["improve", "--tasks", str(train), "--heldout", str(train), "-o", str(tmp_path / "out")]
+    result = sandbox_cli(*args, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "held-out task id(s) are also train tasks" in lines[0], lines
+
+
+def test_a_folder_of_other_files_or_an_unfinished_choice_is_refused(tmp_path: Path) -> None:
+    options = _options(tmp_path)
+    options.out.mkdir()
+    (options.out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ImproveError, match="holds files but no improve run"):
+        improve(options)
+    assert (options.out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    (options.out / "notes.txt").unlink()
+    (options.out / STATE_FILE).write_text('{"options": {}, "stages": {}}', encoding="utf-8")
+    with pytest.raises(ImproveError, match="pass --resume to continue it or --overwrite"):
+        improve(options)
