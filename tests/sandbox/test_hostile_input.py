@@ -1,6 +1,7 @@
 """Hostile model output through the real CLI: arguments nested past every parser's limit, numbers
 JSON has not got, a lone surrogate. `sandbox generate` runs against an OpenAI-compatible server on
-loopback that writes them; every command that reads the run afterwards reads it (issue 14, items 1-3)."""
+loopback that writes them; every command that reads the run afterwards (resume, score, export, show,
+view, replay) reads it (issue 14, items 1-3)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox.records import (
     MAX_JSON_DEPTH,
@@ -155,6 +158,14 @@ def test_every_reader_reads_the_run(run_folder: tuple[Path, Done], sandbox_cli: 
     assert "nested deeper than 64 levels" in shown.stdout
     viewed = sandbox_cli("view", str(run), "-o", str(folder / "v.html"))
     assert viewed.returncode == 0, viewed.stderr
+    replayed = sandbox_cli("replay", str(traces), "-o", str(folder / "r.jsonl"), "--rewards", "outcome")
+    assert replayed.returncode == 0, replayed.stderr
+    again = {trace.task_id: trace for trace in read_traces(folder / "r.jsonl")}
+    assert (
+        again["deep-3000"].steps[0].parse_error
+        == f"tool call arguments: nested deeper than {MAX_JSON_DEPTH} levels"
+    )
+    assert again["surrogate"].final_answer == "4\ufffd"
 
 
 def test_resume_reads_the_run_it_made(
@@ -300,3 +311,33 @@ def test_loads_bounded_refuses_what_json_has_not_got() -> None:
         with pytest.raises(ValueError, match="is not a JSON number"):
             loads_bounded(text)
     assert loads_bounded('"NaN"') == "NaN"
+
+
+# --------------------------------------------------------------------------- properties of the bound
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@given(_json_values, st.integers(min_value=0, max_value=6))
+def test_the_depth_scan_counts_what_the_parser_would_nest(value: Any, bound: int) -> None:
+    text = json.dumps(value)
+    assert json_depth(text) == _depth(value)  # brackets inside strings do not count
+    if _depth(value) <= bound:
+        assert loads_bounded(text, max_depth=bound) == json.loads(text)
+    else:
+        with pytest.raises(ValueError, match=f"nested deeper than {bound} levels"):
+            loads_bounded(text, max_depth=bound)
