@@ -217,20 +217,21 @@ def open_judge(
     if server is not None:
         from sandbox.models import OpenAIScorer
 
-        return OpenAIScorer(server.base_url, model=server.model, api_key=_api_key(server.api_key_env))
+        key = _api_key(server.api_key_env, "--judge-api-key-env")
+        return OpenAIScorer(server.base_url, model=server.model, api_key=key)
     from sandbox.models import LlamaScorer, check_model_file, default_model_path
 
     model = check_model_file(path if path is not None else default_model_path())
     return LlamaScorer(model, n_threads=threads)
 
 
-def _api_key(env: str | None) -> str | None:
+def _api_key(env: str | None, option: str = "--api-key-env") -> str | None:
     """The API key from the environment variable ``env`` names (never from the command line)."""
     if env is None:
         return None
     key = os.environ.get(env)
     if not key:
-        raise ConfigError(f"{env} is named for an API key but is not set (or empty)")
+        raise ConfigError(f"{option} names {env}, which is not set (or empty)")
     return key
 
 
