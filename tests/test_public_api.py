@@ -16,6 +16,7 @@ ROOMS = [
     "sandbox.datasets",
     "sandbox.view",
     "sandbox.train",
+    "sandbox.improve",
     "servers",
     "tools",
     "rewards",
