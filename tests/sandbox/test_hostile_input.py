@@ -341,3 +341,20 @@ def test_the_depth_scan_counts_what_the_parser_would_nest(value: Any, bound: int
     else:
         with pytest.raises(ValueError, match=f"nested deeper than {bound} levels"):
             loads_bounded(text, max_depth=bound)
+
+
+def test_score_writes_its_file_with_the_mode_a_plain_open_gives(
+    tmp_path: Path, sandbox_cli: Callable[..., Done]
+) -> None:
+    """Issue 14, item 17: the file `sandbox score` writes was 0600 where the others are 0644."""
+    import os
+    import stat
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(trace_line(_trace()) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = sandbox_cli("score", str(source), "--rewards", "outcome", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
