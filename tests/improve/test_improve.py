@@ -122,7 +122,7 @@ def test_bad_input_is_one_error_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "improve").exists()
 
 
-def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path, sandbox_cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path, sandbox_cli) -> None:
     train = _task_file(tmp_path / "train.jsonl", TRAIN_IDS)
     args = ["improve", "--tasks", str(train), "--heldout", str(train), "-o", str(tmp_path / "out")]
     result = sandbox_cli(*args, timeout=300)
