@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -14,6 +15,21 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_openai_stub() -> None:
+    """Load tests/fixtures/openai_stub.py once as the module ``openai_stub`` (the scripted
+    OpenAI-compatible server), so test files share one copy with ``import openai_stub``."""
+    spec = importlib.util.spec_from_file_location(
+        "openai_stub", ROOT / "tests" / "fixtures" / "openai_stub.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["openai_stub"] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+
+
+_load_openai_stub()
 
 
 @pytest.fixture

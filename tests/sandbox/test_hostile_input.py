@@ -5,7 +5,6 @@ view, replay) reads it (issue 14, items 1-3)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -39,16 +38,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 Done = subprocess.CompletedProcess[str]
 
 
-def _load_stub() -> Any:
-    spec = importlib.util.spec_from_file_location("openai_stub", FIXTURES / "openai_stub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["openai_stub"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stub = _load_stub()
+import openai_stub as stub  # noqa: E402  (loaded by tests/conftest.py)
 
 
 def nested(levels: int) -> str:

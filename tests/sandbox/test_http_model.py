@@ -8,11 +8,9 @@ embedded model, for the real thing (marked ``model``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,16 +40,8 @@ from sandbox.turns import STOP_STRINGS, build_grammar, parse_turn, render_call, 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def _load_stub() -> Any:
-    spec = importlib.util.spec_from_file_location("openai_stub", FIXTURES / "openai_stub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["openai_stub"] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
+import openai_stub as stub_module  # noqa: E402  (loaded by tests/conftest.py)
 
-
-stub_module = _load_stub()
 StubServer, Reply, chat, call, error = (
     stub_module.StubServer,
     stub_module.Reply,

@@ -7,10 +7,8 @@ real thing (marked ``model``).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,16 +35,7 @@ TRACE = Trace(id="x", task_id="t", task=TASK, model=ModelInfo(name="m"), steps=S
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _load_stub() -> Any:
-    spec = importlib.util.spec_from_file_location("openai_stub", FIXTURES / "openai_stub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["openai_stub"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stub_module = _load_stub()
+import openai_stub as stub_module  # noqa: E402  (loaded by tests/conftest.py)
 
 
 def position(token: str, logprob: float, top: dict[str, float]) -> dict[str, Any]:

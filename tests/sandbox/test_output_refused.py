@@ -5,7 +5,6 @@ what was already written is kept."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -22,16 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def _load_stub() -> Any:
-    spec = importlib.util.spec_from_file_location("openai_stub", FIXTURES / "openai_stub.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["openai_stub"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stub = _load_stub()
+import openai_stub as stub  # noqa: E402  (loaded by tests/conftest.py)
 
 
 def _can_mount(tmp: Path) -> str | None:
