@@ -1,7 +1,9 @@
 """``mcpServers`` configs: each entry checked and its command found before anything starts.
 
 The JSON is the one other MCP clients read: ``{"mcpServers": {"name": {"command", "args", "env",
-"cwd"} | {"url"}}}``, plus this project's ``"stateful"`` and ``"pool_size"``. A bare command name is
+"cwd"} | {"url"}}}``, plus this project's ``"stateful"``, ``"pool_size"``, ``"tools"`` (an
+allow-list of the server's tool names: only those are offered and callable) and ``"exclude_tools"``
+(names left out). A bare command name is
 looked up on ``PATH``, then beside this interpreter, then in ``node_modules/.bin`` folders; ``"python"``
 means the interpreter running the sandbox.
 
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +77,10 @@ class ServerConfig:
     pool_size: int | None = None
     # ``url`` speaks the legacy HTTP+SSE transport (``"type": "sse"``) instead of streamable HTTP.
     sse: bool = False
+    # ``"tools"``: only these of the server's tools are offered and callable (None: all of them).
+    tools: tuple[str, ...] | None = None
+    # ``"exclude_tools"``: these are not offered, and a call to one is an unknown-tool error.
+    exclude_tools: tuple[str, ...] = ()
 
     @property
     def transport(self) -> str:
@@ -181,6 +188,7 @@ def _server_config(
         needs = '"command"' if kind == "stdio" else '"url"'
         raise ConfigError(f'{where}: server {name!r}: "type" {entry["type"]!r} needs {needs}')
     stateful, pool_size = _state_options(name, entry, where)
+    tools, exclude_tools = _tool_filter(name, entry, where)
     expand = (lambda text: _expand(text, name, where)) if resolve else (lambda text: text)
     if url:
         if not isinstance(url, str):
@@ -190,7 +198,15 @@ def _server_config(
             raise ConfigError(
                 f"{where}: server {name!r}: url must start with http:// or https://, got {url!r}"
             )
-        return ServerConfig(name=name, url=url, stateful=stateful, pool_size=pool_size, sse=kind == "sse")
+        return ServerConfig(
+            name=name,
+            url=url,
+            stateful=stateful,
+            pool_size=pool_size,
+            sse=kind == "sse",
+            tools=tools,
+            exclude_tools=exclude_tools,
+        )
     args = entry.get("args", [])
     env = entry.get("env", {})
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
@@ -211,7 +227,27 @@ def _server_config(
         cwd=cwd,
         stateful=stateful,
         pool_size=pool_size,
+        tools=tools,
+        exclude_tools=exclude_tools,
     )
+
+
+def _tool_filter(
+    name: str, entry: Mapping[str, Any], where: str
+) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The entry's ``"tools"`` allow-list (None when absent) and ``"exclude_tools"``, type-checked."""
+    found: list[tuple[str, ...] | None] = []
+    for key in ("tools", "exclude_tools"):
+        value = entry.get(key)
+        if value is None:
+            found.append(None)
+            continue
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(
+                f'{where}: server {name!r}: "{key}" must be a list of tool names (strings), not {value!r}'
+            )
+        found.append(tuple(value))
+    return found[0], found[1] or ()
 
 
 def _state_options(name: str, entry: Mapping[str, Any], where: str) -> tuple[bool, int | None]:
@@ -260,3 +296,80 @@ def _command_folders(base: Path | None) -> list[Path]:
         folders.append(base / "node_modules" / ".bin")
     folders.append(Path(sys.prefix) / "node" / "node_modules" / ".bin")
     return folders
+
+
+# Environment variables that hold where programs are looked up, not where a server keeps data.
+_SEARCH_PATH_VARIABLES = {
+    "PATH",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "NODE_PATH",
+    "LD_LIBRARY_PATH",
+    "VIRTUAL_ENV",
+}
+# An existing file with one of these endings is a program the server runs, not its data.
+_CODE_SUFFIXES = {".py", ".pyc", ".js", ".cjs", ".mjs", ".ts", ".jar", ".sh"}
+
+
+def fixed_paths(config: ServerConfig) -> list[tuple[str, str]]:
+    """Fixed places a stdio entry's ``args`` and ``env`` name, where its server may keep data:
+    ``(where, path)`` pairs such as ``("env MEMORY_FILE_PATH", "/home/me/memory.json")``.
+
+    A path counts when it is absolute (``~`` included), alone or after ``=`` (``--db=/x``), does not
+    use ``{state_dir}``, and is not a program: existing files ending in ``.py``, ``.js`` and the like or
+    marked executable, anything inside this interpreter's environment, and the search-path
+    variables (``PATH``, ``PYTHONPATH``, ...) are left out. Every process of the entry sees the same
+    path, so a ``"stateful": true`` entry that names one shares it between episodes (the hub warns);
+    ``sandbox check-tool`` refuses a config naming one outside the temporary folder. A heuristic: a
+    server that picks a fixed place itself (a default under ``~``) is not seen.
+    """
+    if config.transport != "stdio":
+        return []
+    named = [("args", arg) for arg in config.args]
+    named += [(f"env {key}", value) for key, value in config.env.items() if key not in _SEARCH_PATH_VARIABLES]
+    found = []
+    for where, text in named:
+        candidates = [text, text.split("=", 1)[1]] if "=" in text else [text]
+        for candidate in candidates:
+            if _data_path(candidate):
+                found.append((where, candidate))
+                break
+    return found
+
+
+def _data_path(text: str) -> bool:
+    if STATE_DIR in text or not text.startswith(("/", "~")) or os.pathsep in text.strip(os.pathsep):
+        return False
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        return False
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        if path.is_relative_to(prefix):
+            return False
+    program = path.is_file() and (path.suffix in _CODE_SUFFIXES or os.access(path, os.X_OK))
+    return not program
+
+
+def outside_temp(config: ServerConfig) -> list[tuple[str, str]]:
+    """The :func:`fixed_paths` of ``config`` that lie outside the system's temporary folder."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    return [
+        (where, path)
+        for where, path in fixed_paths(config)
+        if not Path(os.path.realpath(Path(path).expanduser())).is_relative_to(temp)
+    ]
+
+
+def shared_state_warning(config: ServerConfig) -> str | None:
+    """One line saying that a stateful entry's episodes share a fixed path, or None."""
+    if not config.stateful:
+        return None
+    found = fixed_paths(config)
+    if not found:
+        return None
+    named = ", ".join(f"{where} {path}" for where, path in found)
+    return (
+        f"server {config.name!r} is stateful, but its {named} is one fixed path that every episode's "
+        f"process uses: episodes can see each other's data there (write {STATE_DIR} into the path to "
+        "give each connection a fresh folder of its own)"
+    )

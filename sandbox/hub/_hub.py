@@ -38,7 +38,7 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
-from sandbox.hub._config import DEFAULT_POOL_SIZE, STATE_DIR, ServerConfig
+from sandbox.hub._config import DEFAULT_POOL_SIZE, STATE_DIR, ServerConfig, shared_state_warning
 from sandbox.hub._pool import PoolClosedError, WarmPool
 from sandbox.records import (
     ConfigError,
@@ -77,6 +77,7 @@ class _Connection:
         # The first line the server wrote on stdout that is not a JSON-RPC message, when it did: the
         # connection ends there (stdio MCP allows nothing else on stdout).
         self.bad_output: str | None = None
+        self._log_offset = 0
         self._ready = anyio.Event()
         self._stop = anyio.Event()
         self._scope = anyio.CancelScope()
@@ -121,6 +122,9 @@ class _Connection:
         )
 
     async def start(self, group: TaskGroup, timeout: float) -> None:
+        if self.log is not None and hasattr(self.log, "fileno"):
+            self.log.flush()
+            self._log_offset = os.fstat(self.log.fileno()).st_size  # this server's stderr starts here
         group.start_soon(self._run)
         try:
             with anyio.move_on_after(timeout):
@@ -143,8 +147,13 @@ class _Connection:
             raise ServerStartError(f"server {name!r} was closed while it started")
 
     def _log_hint(self) -> str:
+        """Where the server's stderr went, after its last lines (quoted, bounded) when it wrote any."""
         name = getattr(self.log, "name", None)
-        return f" (its stderr is in {name})" if isinstance(name, str) else ""
+        if not isinstance(name, str):
+            return ""
+        tail = stderr_tail(name, self._log_offset)
+        said = f"; its stderr ends: {tail}" if tail else "; it wrote nothing on stderr"
+        return f"{said} (its stderr is in {name})"
 
     async def _run(self) -> None:
         from mcp import Client
@@ -181,6 +190,27 @@ class _Connection:
         self.close()
         with anyio.move_on_after(10):
             await self.done.wait()
+
+
+# What a start failure quotes of the server's stderr: its last lines, each and all cut short.
+STDERR_TAIL_LINES = 5
+_STDERR_LINE_CHARS = 300
+_STDERR_READ_BYTES = 64 * 1024
+
+
+def stderr_tail(path: str | Path, offset: int = 0) -> str:
+    """The last ``STDERR_TAIL_LINES`` non-blank lines written to ``path`` after byte ``offset``,
+    each cut to 300 characters, joined by `` | `` into one quoted line; "" when there are none."""
+    try:
+        with open(path, "rb") as log:
+            size = os.fstat(log.fileno()).st_size
+            log.seek(max(offset, size - _STDERR_READ_BYTES))
+            data = log.read(_STDERR_READ_BYTES)
+    except OSError:
+        return ""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    cut = [line if len(line) <= _STDERR_LINE_CHARS else line[:_STDERR_LINE_CHARS] + "…" for line in lines]
+    return repr(" | ".join(cut[-STDERR_TAIL_LINES:])) if cut else ""
 
 
 @contextlib.asynccontextmanager
@@ -324,18 +354,24 @@ class _Slot:
         config: ServerConfig,
         replace: Callable[[], Awaitable[_Connection]],
         connection: _Connection | None,
+        *,
+        lazy: bool = False,
+        info: ServerInfo | None = None,
     ) -> None:
         self.config = config
         self.connection = connection
         self.restarts = 0
         self._replace = replace
         self._lock = anyio.Lock()
+        # No connection on purpose: the first one, started at the first call, is not a restart.
+        self._lazy = lazy
+        self._info = connection.info if connection is not None else info
 
     @property
     def info(self) -> ServerInfo:
         if self.connection is not None:
             return self.connection.info
-        return ServerInfo(name=self.config.name, transport=self.config.transport)
+        return self._info or ServerInfo(name=self.config.name, transport=self.config.transport)
 
     async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         """Call a tool. Every failure comes back as an ``is_error`` result; nothing raises."""
@@ -437,9 +473,13 @@ class _Slot:
                 return
             if failed is not None:
                 failed.close()  # a hung server is killed in the background; the call need not wait
-            self.restarts += 1
+            if self._lazy:
+                self._lazy = False
+            else:
+                self.restarts += 1
             self.connection = None
             self.connection = await self._replace()
+            self._info = self.connection.info
 
 
 def _unavailable(server: str, why: str) -> ToolResult:
@@ -497,6 +537,10 @@ class ToolHub:
         self._closing = False
         # Tools each server lists that the model is not offered (they need MCP task augmentation).
         self.left_out: dict[str, list[str]] = {}
+        # What start-up warned of (also logged), such as a stateful entry's fixed data path.
+        self.warnings: list[str] = []
+        # A stateful server's first connection (it listed the tools), until a pool or a call takes it.
+        self._spare: dict[str, _Connection] = {}
 
     @classmethod
     def in_memory(
@@ -524,29 +568,68 @@ class ToolHub:
         self._group = await self._group_cm.__aenter__()
         try:
             for name, config in self._configs.items():
+                warning = shared_state_warning(config)
+                if warning is not None:
+                    self.warnings.append(warning)
+                    _log.warning("%s", warning)
                 connection = await self._open(config)
-                self._slots[name] = _Slot(config, functools.partial(self._open, config), connection)
-                offered = [tool for tool in connection.tools if not _needs_task(tool)]
-                left_out = [tool.name for tool in connection.tools if _needs_task(tool)]
-                if left_out:
-                    self.left_out[name] = left_out
-                    _log.warning(
-                        "server %r: tool(s) %s need MCP task augmentation, which this hub does not "
-                        "support; left out",
-                        name,
-                        ", ".join(left_out),
-                    )
+                offered = self._offered(config, connection.tools)
                 self._specs[name] = [self._spec(name, tool) for tool in offered]
+                if config.stateful:
+                    # The connection that listed the tools is fresh: the first episode's pool takes
+                    # it (or the first call made on the hub itself), so no process idles all run.
+                    self._spare[name] = connection
+                    replace = functools.partial(self._spare_or_open, config)
+                    self._slots[name] = _Slot(config, replace, None, lazy=True, info=connection.info)
+                else:
+                    self._slots[name] = _Slot(config, functools.partial(self._open, config), connection)
             for name, config in self._configs.items():
                 if config.stateful:
                     size = self.pool_size if config.pool_size is None else config.pool_size
                     # Filled from the first episode (or warm) on: a hub without episodes starts no more.
                     self._pools[name] = WarmPool(name, size, functools.partial(self._open, config))
-        except BaseException:
-            self._keep_log = True
+        except BaseException as exc:
+            self._keep_log = not isinstance(exc, ConfigError)  # a start failure's message names the log
             await self.__aexit__(None, None, None)
             raise
         return self
+
+    def _offered(self, config: ServerConfig, tools: list[Any]) -> list[Any]:
+        """The tools of ``config``'s server that the model is offered: those its ``"tools"`` and
+        ``"exclude_tools"`` let through, less those that need MCP task augmentation (logged).
+        A name in either list that the server does not list is a ConfigError."""
+        name = config.name
+        listed = [tool.name for tool in tools]
+        for key, names in (("tools", config.tools or ()), ("exclude_tools", config.exclude_tools)):
+            unknown = [tool for tool in dict.fromkeys(names) if tool not in listed]
+            if unknown:
+                raise ConfigError(
+                    f'server {name!r}: "{key}" names {", ".join(map(repr, unknown))}, which it does not '
+                    f"list (it lists: {', '.join(listed) or 'no tools'})"
+                )
+        allowed = [
+            tool
+            for tool in tools
+            if (config.tools is None or tool.name in config.tools) and tool.name not in config.exclude_tools
+        ]
+        left_out = [tool.name for tool in allowed if _needs_task(tool)]
+        if left_out:
+            self.left_out[name] = left_out
+            _log.warning(
+                "server %r: tool(s) %s need MCP task augmentation, which this hub does not support; left out",
+                name,
+                ", ".join(left_out),
+            )
+        return [tool for tool in allowed if not _needs_task(tool)]
+
+    async def _spare_or_open(self, config: ServerConfig) -> _Connection:
+        """The stateful server's unused first connection when it is still there, else a new one."""
+        spare = self._spare.pop(config.name, None)
+        if spare is not None and spare.alive:
+            return spare
+        if spare is not None:
+            spare.close()
+        return await self._open(config)
 
     async def __aexit__(self, *exc_info: object) -> None:
         if exc_info and exc_info[0] is not None:
@@ -660,6 +743,9 @@ class ToolHub:
 
     def _started_pool(self, name: str) -> WarmPool[_Connection]:
         pool = self._pools[name]
+        spare = self._spare.pop(name, None)
+        if spare is not None:
+            pool.give(spare)  # before it starts filling: the spare counts as one of its items
         if self._group is not None:
             pool.start(self._group)
         return pool

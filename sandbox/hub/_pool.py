@@ -78,6 +78,15 @@ class WarmPool(Generic[T]):
         self._group = group
         self._fill()
 
+    def give(self, item: T) -> None:
+        """Add an item started elsewhere (a fresh, unused one) to the ready ones; it is closed
+        instead when the pool is closed or already holds or awaits ``size`` items."""
+        if self._closed or not item.alive or len(self._ready) + len(self._pending) >= self.size:
+            item.close()
+            return
+        self._ready.append(item)
+        self._notify()
+
     async def take(self) -> T:
         """An item for one user: a warm one when the pool has it, else the soonest to come."""
         if self._closed:
