@@ -80,9 +80,10 @@ def _reward_cell(trace: Trace, name: str) -> str:
 
 class RunProgress:
     """Listens to a run (a ``RunEvents``): the notes of its start, then a rich progress bar on stderr
-    (traces done, ETA, tokens/s, the running mean of each reward), drawn on a terminal only. With
-    ``lines``, each trace also gets one printed line, terminal or not, and is kept in ``traces``
-    (``sandbox run``)."""
+    (traces done, ETA, tokens/s, the running mean of each reward), drawn on a terminal only. Each
+    finished trace gets one printed line (task id, stop reason, steps, seconds, rewards) when the
+    console is not a terminal, so a log shows progress as it happens; with ``lines`` on a terminal
+    too, and the traces are kept in ``traces`` (``sandbox run``)."""
 
     def __init__(self, console: Console, *, label: str = "generate", lines: bool = False) -> None:
         self._console = console
@@ -120,6 +121,7 @@ class RunProgress:
     def wrote(self, trace: Trace, summary: RunSummary) -> None:
         if self._lines:
             self.traces.append(trace)
+        if self._lines or not self._console.is_terminal:
             values = "  ".join(f"{name} {_signed(r.value)}" for name, r in trace.rewards.items())
             self._bar.console.print(
                 f"[{summary.total}/{summary.expected}] {trace.task_id}  {trace.stop_reason}, "

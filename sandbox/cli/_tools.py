@@ -10,7 +10,8 @@ import anyio
 import typer
 
 from sandbox.cli._app import app, console
-from sandbox.records import SandboxError
+from sandbox.hub import ServerConfig, outside_temp
+from sandbox.records import ConfigError, SandboxError
 
 
 @app.command("new-tool")
@@ -44,18 +45,34 @@ def check_tool(
     ] = None,
     examples: Annotated[int, typer.Option(help="Calls per tool with arguments made from its schema.")] = 20,
     timeout: Annotated[float, typer.Option(help="Seconds a call may take.")] = 10.0,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Check servers whose args or env name a fixed path outside the temporary folder."
+        ),
+    ] = False,
 ) -> None:
     """Call every tool with generated, invalid and huge arguments; exit 1 if any tool breaks its contract.
 
     The calls are real: point it at a test instance of a server, never at one holding data that matters.
+    A config whose stdio servers name a fixed path outside the temporary folder in their args or env
+    (where the calls could write) is refused unless --yes.
     """
     from sandbox.cli._render import print_report
     from tools import check_server, select_servers
 
     if examples < 0 or timeout <= 0:
         raise SandboxError("--examples must be 0 or more and --timeout positive")
+    entries = select_servers(config, server or ())
+    _refuse_fixed_paths(entries, yes)
+    console.print(
+        f"check-tool makes real calls: every tool is called with generated, invalid and huge arguments "
+        f"({examples} generated per tool); whatever the tools do, they do",
+        highlight=False,
+        markup=False,
+    )
     violations = 0
-    for entry in select_servers(config, server or ()):
+    for entry in entries:
         with console.status(f"checking {entry.name} ..."):
             report = anyio.run(partial(check_server, entry, examples=examples, timeout=timeout))
         print_report(report, console)
@@ -63,3 +80,19 @@ def check_tool(
     if violations:
         console.print(f"{violations} violation(s)", style="bold red", highlight=False)
         raise typer.Exit(1)
+
+
+def _refuse_fixed_paths(entries: list[ServerConfig], yes: bool) -> None:
+    """One line, unless ``yes``, naming a server whose args or env name a fixed path outside the
+    temporary folder: check-tool's calls could write there."""
+    import tempfile
+
+    for entry in entries:
+        found = outside_temp(entry)
+        if found and not yes:
+            named = ", ".join(f"{where} {path}" for where, path in found)
+            raise ConfigError(
+                f"server {entry.name!r} names a fixed path outside {tempfile.gettempdir()} ({named}), and "
+                "check-tool's calls are real and could write there: point it at a copy under the "
+                "temporary folder (or {state_dir}), or pass --yes"
+            )

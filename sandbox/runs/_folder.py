@@ -57,6 +57,8 @@ from sandbox.runs._spec import RunSpec
 
 CONFIG_FILE = "config.json"
 TRACES_FILE = "traces.jsonl"
+# The run's servers' stderr, appended by each invocation (an --overwrite starts it again).
+SERVERS_LOG = "servers.log"
 CONFIG_VERSION = 1
 UNDECLARED = "undeclared"
 
@@ -416,7 +418,8 @@ class RunFolder(_TraceSink):
             )
 
     def _clear(self) -> None:
-        for path in (self.config_path, self.traces_path, *self.path.glob(TRACES_FILE + PARTIAL_SUFFIX + "*")):
+        partials = self.path.glob(TRACES_FILE + PARTIAL_SUFFIX + "*")
+        for path in (self.config_path, self.traces_path, self.path / SERVERS_LOG, *partials):
             path.unlink(missing_ok=True)
 
     def close(self) -> None:

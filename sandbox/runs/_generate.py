@@ -29,7 +29,15 @@ from rewards import RewardFn, score_trace
 from sandbox.hub import ServerConfig, ToolHub
 from sandbox.models import Model
 from sandbox.records import RewardError, RewardTally, SandboxError, Task, Trace
-from sandbox.runs._folder import ModelRef, RunConfig, RunFolder, TraceFile, build_config, model_ref
+from sandbox.runs._folder import (
+    SERVERS_LOG,
+    ModelRef,
+    RunConfig,
+    RunFolder,
+    TraceFile,
+    build_config,
+    model_ref,
+)
 from sandbox.runs._spec import RunSpec, check_run_inputs, check_spec, open_model, run_sample
 
 
@@ -187,7 +195,10 @@ async def _run_pending(
     queue = iter(pending)
     started = time.perf_counter()
 
-    async with ToolHub(servers, call_timeout=spec.call_timeout) as hub:
+    # A run folder keeps its servers' stderr (servers.log, appended by each invocation); a trace
+    # file's run leaves it to the hub (the temporary folder, removed unless a server failed).
+    log = spec.out / SERVERS_LOG if isinstance(sink, RunFolder) else None
+    async with ToolHub(servers, call_timeout=spec.call_timeout, log_path=log) as hub:
 
         async def worker() -> None:
             for task, sample in queue:  # one shared iterator: each pair goes to one worker
