@@ -329,6 +329,8 @@ def fixed_paths(config: ServerConfig) -> list[tuple[str, str]]:
     named += [(f"env {key}", value) for key, value in config.env.items() if key not in _SEARCH_PATH_VARIABLES]
     found = []
     for where, text in named:
+        if STATE_DIR in text:
+            continue  # a path through the connection's own folder
         candidates = [text, text.split("=", 1)[1]] if "=" in text else [text]
         for candidate in candidates:
             if _data_path(candidate):
@@ -338,7 +340,7 @@ def fixed_paths(config: ServerConfig) -> list[tuple[str, str]]:
 
 
 def _data_path(text: str) -> bool:
-    if STATE_DIR in text or not text.startswith(("/", "~")) or os.pathsep in text.strip(os.pathsep):
+    if not text.startswith(("/", "~")) or os.pathsep in text.strip(os.pathsep):
         return False
     path = Path(text).expanduser()
     if not path.is_absolute():
