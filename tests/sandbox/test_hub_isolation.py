@@ -121,16 +121,15 @@ def test_a_path_through_state_dir_is_never_fixed(before: str, after: str) -> Non
 
 @pytest.mark.anyio
 async def test_an_allow_list_filters_what_is_offered_and_what_can_be_called() -> None:
-    config = _config(
-        only=CRASHY | {"tools": ["echo"]}, without=CRASHY | {"exclude_tools": ["crash", "hang"]}
-    )
+    config = _config(only=CRASHY | {"tools": ["echo"]}, without=CRASHY | {"exclude_tools": ["crash", "hang"]})
     async with ToolHub({"only": config["only"]}) as hub:
         with anyio.fail_after(60):
             assert [spec.name for spec in hub.tools()] == ["echo"]
             before = await hub.call("echo", {"text": "a"})
             crashed = await hub.call("crash", {})
             after = await hub.call("echo", {"text": "b"})
-    assert crashed.is_error and crashed.error_kind == "unknown_tool" and "Available tools: echo" in crashed.text
+    assert crashed.is_error and crashed.error_kind == "unknown_tool"
+    assert "Available tools: echo" in crashed.text
     assert before.text.split("pid")[1] == after.text.split("pid")[1]  # the call never reached the server
     async with ToolHub({"without": config["without"]}) as hub:
         assert [spec.name for spec in hub.tools()] == ["echo"]
@@ -145,14 +144,14 @@ async def test_unknown_names_in_a_filter_are_one_error_line_at_start() -> None:
             async with ToolHub(config):
                 pass
         message = str(caught.value)
-        assert f'"{key}" names \'ecko\', which it does not list (it lists: echo, crash, hang)' in message
+        assert f"\"{key}\" names 'ecko', which it does not list (it lists: echo, crash, hang)" in message
         assert "\n" not in message
 
 
 @pytest.mark.parametrize("value", ["echo", [1], [""], {"echo": True}])
 def test_filter_keys_of_the_wrong_type_are_refused(value: object) -> None:
     for key in ("tools", "exclude_tools"):
-        with pytest.raises(ConfigError, match=f'server \'c\': "{key}" must be a list of tool names'):
+        with pytest.raises(ConfigError, match=f"server 'c': \"{key}\" must be a list of tool names"):
             _config(c=CRASHY | {key: value})
     url = {"url": "http://127.0.0.1:1/mcp", "tools": ["a"], "exclude_tools": ["b"]}
     assert (_config(u=url)["u"].tools, _config(u=url)["u"].exclude_tools) == (("a",), ("b",))
@@ -173,7 +172,8 @@ async def test_a_start_failure_quotes_the_last_lines_of_the_servers_stderr() -> 
             pass
     message = str(caught.value)
     assert "failed to start" in message and "no database at /nowhere" in message and "\n" not in message
-    assert f"line {3000 - STDERR_TAIL_LINES + 1}" in message and f"line {3000 - STDERR_TAIL_LINES}'" not in message
+    first_quoted = 3000 - STDERR_TAIL_LINES + 1  # the last lines, and no more
+    assert f"line {first_quoted}" in message and f"line {first_quoted - 1} " not in message
     assert len(message) < 1000
     log = message.rsplit("(its stderr is in ", 1)[1].rstrip(")")
     assert "line 0\n" in Path(log).read_text()  # kept: the message names it
@@ -224,7 +224,7 @@ def _stub_run(tmp_path: Path, command: str, out: Path, servers: dict, env: dict 
             lines.append((time.perf_counter() - started, line.rstrip("\n"), process.poll() is None))
         process.wait(timeout=300)
         reader.join()
-    return process.returncode, lines, out_text[0]
+    return process.returncode, lines
 
 
 def test_generate_prints_a_line_per_episode_as_it_ends_and_keeps_server_logs_in_the_folder(
@@ -233,7 +233,8 @@ def test_generate_prints_a_line_per_episode_as_it_ends_and_keeps_server_logs_in_
     fixed = tmp_path / "shared"
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp_path)}
-    code, lines, stdout = _stub_run(tmp_path, "generate", out, {"files": _files(str(fixed), stateful=True)}, env)
+    servers = {"files": _files(str(fixed), stateful=True)}
+    code, lines = _stub_run(tmp_path, "generate", out, servers, env)
     assert code == 0, lines
     texts = [text for _, text, _ in lines]
     warned = [text for text in texts if "is stateful, but its args" in text]
@@ -247,7 +248,7 @@ def test_generate_prints_a_line_per_episode_as_it_ends_and_keeps_server_logs_in_
 
 
 def test_run_prints_each_episode_before_the_end(tmp_path: Path) -> None:
-    code, lines, stdout = _stub_run(
+    code, lines = _stub_run(
         tmp_path, "run", tmp_path / "traces.jsonl", {"files": _files(STATE_DIR, stateful=True)}
     )
     assert code == 0, lines
@@ -266,7 +267,9 @@ def _check_tool(tmp_path: Path, root: Path, *extra: str) -> subprocess.Completed
     temp.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(temp)}
     command = [sys.executable, "-m", "sandbox", "check-tool", str(config), "--examples", "1", *extra]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_check_tool_says_its_calls_are_real_and_refuses_fixed_paths_outside_temp(tmp_path: Path) -> None:
