@@ -527,6 +527,7 @@ class ToolHub:
         )
         self._log: TextIO | None = None
         self._keep_log = False  # a server failed: its stderr stays for the person to read
+        self._made_log = False  # the log did not exist before this hub opened it
         self._slots: dict[str, _Slot] = {}
         self._pools: dict[str, WarmPool[_Connection]] = {}
         self._live: set[_Connection] = set()  # every connection not yet closed, for shutdown
@@ -563,6 +564,7 @@ class ToolHub:
 
     async def __aenter__(self) -> ToolHub:
         remove_leftovers()
+        self._made_log = not self.log_path.exists()
         self._log = self.log_path.open("a", encoding="utf-8")
         self._group_cm = anyio.create_task_group()
         self._group = await self._group_cm.__aenter__()
@@ -641,8 +643,12 @@ class ToolHub:
 
     def _drop_log(self) -> None:
         """Remove a log this hub made, unless a server failed (an error message names the log) or
-        the hub closes on an error; an empty log goes either way."""
+        the hub closes on an error; an empty log goes either way. A log at a path the hub was
+        given stays, unless this hub made it and nothing was written to it."""
         if not self._own_log:
+            with contextlib.suppress(OSError):
+                if self._made_log and self.log_path.stat().st_size == 0:
+                    self.log_path.unlink()
             return
         failed = self._keep_log or any(slot.restarts for slot in self._slots.values())
         with contextlib.suppress(OSError):

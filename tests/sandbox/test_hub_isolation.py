@@ -233,8 +233,9 @@ def test_generate_prints_a_line_per_episode_as_it_ends_and_keeps_server_logs_in_
     fixed = tmp_path / "shared"
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp_path)}
-    servers = {"files": _files(str(fixed), stateful=True)}
-    code, lines = _stub_run(tmp_path, "generate", out, servers, env)
+    files = _files(str(fixed), stateful=True)
+    files["args"] = ["-X", "importtime", *files["args"]]  # something on stderr for the log
+    code, lines = _stub_run(tmp_path, "generate", out, {"files": files}, env)
     assert code == 0, lines
     texts = [text for _, text, _ in lines]
     warned = [text for text in texts if "is stateful, but its args" in text]
@@ -243,7 +244,7 @@ def test_generate_prints_a_line_per_episode_as_it_ends_and_keeps_server_logs_in_
     assert [text.split()[1] for _, text, _ in episodes] == ["t0", "t1"]
     assert all("steps" in text and "outcome" in text for _, text, _ in episodes)
     assert episodes[0][2]  # printed while the run still went on, not at its end
-    assert (out / "servers.log").is_file()
+    assert "import time:" in (out / "servers.log").read_text()
     assert not list(tmp_path.glob("sandbox-servers-*.log"))  # no log left in the temporary folder
 
 
