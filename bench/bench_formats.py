@@ -28,11 +28,11 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's sandbox, not an installed one
 
-from sandbox.hub import ToolHub, load_config
-from sandbox.models import LlamaModel, default_model_path, write_chat_template
-from sandbox.records import Message, read_tasks, read_traces
-from sandbox.runs import RunSpec, generate
-from sandbox.turns import Format
+from sandbox.hub import ToolHub, load_config  # noqa: E402
+from sandbox.models import LlamaModel, default_model_path, write_chat_template  # noqa: E402
+from sandbox.records import Message, read_tasks, read_traces  # noqa: E402
+from sandbox.runs import RunSpec, generate  # noqa: E402
+from sandbox.turns import Format  # noqa: E402
 
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
 SERVERS = ROOT / "servers" / "mcp.json"
