@@ -193,6 +193,13 @@ def test_episode_format_without_a_template_is_tags() -> None:
 # --------------------------------------------------------------------------- real GGUFs
 
 
+class CallsOnly(Format):
+    """The Hermes format whose grammar leaves out the answer: a small model must call."""
+
+    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True) -> str:
+        return super().grammar(tools, allow_answer=False)
+
+
 @pytest.fixture(scope="module")
 def family_gguf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     folder = tmp_path_factory.mktemp("families")
@@ -248,16 +255,18 @@ async def test_a_real_hermes_episode_over_stdio_exports_what_the_model_saw(
     )
     try:
         async with ToolHub(config) as hub:
+            # The 135M model answers at once under this template; constrained, it must call.
+            fmt = CallsOnly("hermes", think=False) if mode == "constrained" else "auto"
             trace = await run_episode(
-                TASK, model, hub, Limits(max_steps=3, max_completion_tokens=600), mode=mode
+                TASK, model, hub, Limits(max_steps=3, max_completion_tokens=600), mode=mode, turn_format=fmt
             )  # type: ignore[arg-type]
     finally:
         model.close()
     assert trace.format == "hermes"
     assert trace.steps and all(step.action in ("tool_call", "answer", "broken_call") for step in trace.steps)
-    if mode == "constrained":
-        assert all(step.action != "broken_call" for step in trace.steps)
     calls = [step for step in trace.steps if step.call is not None]
+    if mode == "constrained":
+        assert calls and all(step.action == "tool_call" for step in trace.steps)
     for step in calls:
         assert step.result is not None  # each call went to the real server and came back
     again = Trace.model_validate_json(trace.model_dump_json())
