@@ -41,6 +41,15 @@ from sandbox.cli._render import (
 )
 from sandbox.records import SandboxError, read_traces
 
+TurnFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Turn format: auto (native where the model's chat template has a tools branch, else tags), "
+        "native, tags, or a family (hermes, llama3, mistral).",
+    ),
+]
+
 
 @app.command()
 def run(
@@ -51,6 +60,7 @@ def run(
     mode: Annotated[
         str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
     ] = "constrained",
+    turn_format: TurnFormat = "auto",
     rewards: RewardNames = "all",
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
     max_tokens: Annotated[int, typer.Option(help="Tokens per model turn.")] = 384,
@@ -89,6 +99,7 @@ def run(
         n=1,
         model=model,
         mode=mode,  # type: ignore[arg-type]
+        turn_format=turn_format,
         rewards=rewards,
         judge=judge,
         judge_server=judge_server(judge_base_url, judge_api_model, judge_api_key_env),
@@ -136,6 +147,7 @@ def generate(
     mode: Annotated[
         str, typer.Option(help="constrained (grammar) or free (lenient parsing).")
     ] = "constrained",
+    turn_format: TurnFormat = "auto",
     rewards: RewardNames = "all",
     judge: JudgeModel = None,
     judge_base_url: JudgeBaseUrl = None,
@@ -184,6 +196,7 @@ def generate(
         resume=resume,
         overwrite=overwrite,
         mode=mode,  # type: ignore[arg-type]
+        turn_format=turn_format,
         rewards=rewards,
         judge=judge,
         judge_server=judge_server(judge_base_url, judge_api_model, judge_api_key_env),

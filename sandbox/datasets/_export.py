@@ -25,7 +25,10 @@ the system prompt with its tool list and the ``<tool_call>`` block in the assist
 chat template without tool support (the embedded SmolLM2) renders exactly the episode, and the
 calls are also given in ``tool_calls``; ``native`` leaves the call only in ``tool_calls``, tool
 results bare, and the system prompt without its tool list (``tools`` carries them), for templates
-that render tool calls themselves. ``openai`` is always native.
+that render tool calls themselves. ``openai`` is always native. A trace run in a native turn format
+(``Trace.format`` not ``tags``) is exported as the model saw it whatever ``calls`` says: messages
+as written, no ``tool_calls``, the tools in ``tools``; the model's own template renders the row
+back to the episode's prompt text.
 
 Every row keeps its provenance: trace id(s), task id, sample(s), model sha256, reward values and
 the run it came from. Rows are split into train and eval by a hash of the task id, so the split
@@ -102,6 +105,12 @@ class ExportReport:
 def chat_messages(trace: Trace, *, calls: CallStyle, arguments: Literal["dict", "json"]) -> list[Row]:
     """The trace's messages as chat dicts (see the module doc for ``calls``); ``arguments`` as a dict
     (TRL, which also reads ``name`` on tool messages) or a JSON string (OpenAI)."""
+    if trace.format != "tags":
+        # A native turn format: the messages hold exactly what the chat template rendered with
+        # ``tools``; calls stay in the text only, so the same template renders the same prompt.
+        return openai_messages(
+            trace.messages, native=False, arguments=arguments, tool_names=arguments == "dict", calls_too=False
+        )
     native = calls == "native"
     return openai_messages(
         trace.messages,

@@ -41,19 +41,7 @@ from sandbox.records import (
     Trace,
     code_version,
 )
-from sandbox.turns import (
-    ANSWER_CLOSE,
-    ANSWER_OPEN,
-    CALL_CLOSE,
-    CALL_OPEN,
-    STOP_STRINGS,
-    action_end,
-    build_grammar,
-    complete_turn,
-    parse_turn,
-    render_result,
-    system_prompt,
-)
+from sandbox.turns import Format, choose_format
 
 Mode = Literal["constrained", "free"]
 
@@ -80,13 +68,24 @@ class Hub(Protocol):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_grammar(tools_json: str) -> str:
-    return build_grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)])
+def _cached_grammar(tools_json: str, fmt: Format) -> str:
+    return fmt.grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)])
 
 
-def grammar_for(tools: list[ToolSpec]) -> str:
-    """The constrained-mode grammar for a tool set (cached: tasks share tool sets)."""
-    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True))
+TAGS = Format()
+
+
+def grammar_for(tools: list[ToolSpec], fmt: Format = TAGS) -> str:
+    """The constrained-mode grammar for a tool set in a turn format (cached: tasks share tool sets)."""
+    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True), fmt)
+
+
+def episode_format(model: Model, choice: str | Format = "auto") -> Format:
+    """The turn format an episode with ``model`` runs: ``choice`` (``--format``) against the model's
+    chat template (a backend without one, an HTTP server, runs the tag format under ``auto``)."""
+    if isinstance(choice, Format):
+        return choice
+    return choose_format(choice, getattr(model, "chat_template", None))
 
 
 async def run_episode(
@@ -98,18 +97,24 @@ async def run_episode(
     mode: Mode = "constrained",
     sampling: Sampling | None = None,
     sample: int = 0,
+    turn_format: str | Format = "auto",
 ) -> Trace:
-    """Run ``task`` to its end and return the trace (rewards are added by the caller)."""
+    """Run ``task`` to its end and return the trace (rewards are added by the caller).
+
+    ``turn_format`` (``auto``, ``native``, ``tags``, a family, or a :class:`Format`) is resolved
+    against the model's chat template by :func:`episode_format`; the trace records it."""
     started = time.perf_counter()
     sampling = sampling or Sampling()
+    fmt = episode_format(model, turn_format)
     tools = hub.tools(task.servers)
     messages = [
-        Message(role="system", content=system_prompt(tools, task.system)),
+        Message(role="system", content=fmt.system_prompt(tools, task.system)),
         Message(role="user", content=task.prompt),
     ]
-    grammar = grammar_for(tools) if mode == "constrained" else None
+    grammar = grammar_for(tools, fmt) if mode == "constrained" else None
+    template_tools = fmt.template_tools(tools)
     tool_names = frozenset(tool.name for tool in tools)
-    stop_at = functools.partial(action_end, tool_names=tool_names) if mode == "free" else None
+    stop_at = functools.partial(fmt.action_end, tool_names=tool_names) if mode == "free" else None
     reader: StateReader | None = getattr(hub, "read_state", None)
     resources = task.state_resources if reader is not None else []
     steps: list[Step] = []
@@ -130,10 +135,11 @@ async def run_episode(
                 update={"seed": sampling.seed + index, "max_tokens": min(sampling.max_tokens, budget)}
             ),
             grammar=grammar,
-            stop=STOP_STRINGS if mode == "free" else (),
+            stop=fmt.stop_strings if mode == "free" else (),
             previous_messages=previous_messages,
             tools=tuple(tools),
             stop_at=stop_at,
+            template_tools=template_tools,
         )
         try:
             response = await model.acomplete(request)
@@ -146,8 +152,8 @@ async def run_episode(
             stop, error = "model_error", f"{type(exc).__name__}: {exc}"
             break
         used_tokens += response.usage.completion_tokens
-        text = complete_turn(response.text) if mode == "free" else response.text
-        parsed = parse_turn(text, call_id=f"call_{index}", tool_names=tool_names)
+        text = fmt.complete(response.text) if mode == "free" else response.text
+        parsed = fmt.parse(text, call_id=f"call_{index}", tool_names=tool_names)
         if parsed.end is not None:  # the first action is the turn: what the model wrote after it is dropped
             text = text[: parsed.end]
         messages.append(
@@ -189,11 +195,11 @@ async def run_episode(
                     role="tool",
                     name=parsed.call.name,
                     tool_call_id=parsed.call.id,
-                    content=render_result(parsed.call.name, shown),
+                    content=fmt.render_result(parsed.call.name, shown),
                 )
             )
         else:
-            messages.append(Message(role="user", content=_retry_note(parsed.error or "unreadable reply")))
+            messages.append(Message(role="user", content=fmt.retry_note(parsed.error or "unreadable reply")))
         steps.append(step)
     else:
         stop = "max_steps"
@@ -204,6 +210,7 @@ async def run_episode(
         task=task,
         sample=sample,
         mode=mode,
+        format=fmt.label,
         model=model.info,
         sampling=sampling,
         servers=hub.server_info(task.servers),
@@ -232,11 +239,3 @@ async def read_states(reader: StateReader, resources: Sequence[tuple[str, str]])
     for server, uri in resources:
         state.setdefault(server, {})[uri] = await reader(server, uri)
     return state
-
-
-def _retry_note(reason: str) -> str:
-    return (
-        f"Your last reply could not be used: {reason}. Reply with one tool call as "
-        f'{CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE} '
-        f"or with {ANSWER_OPEN}...{ANSWER_CLOSE}."
-    )

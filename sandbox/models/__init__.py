@@ -27,6 +27,7 @@ from sandbox.models._files import (
     default_threads,
     file_sha256,
     load_llama,
+    write_chat_template,
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
 from sandbox.models._http_scorer import OpenAIScorer
@@ -76,4 +77,5 @@ __all__ = [
     "oracle_answer",
     "oracle_turns",
     "quantize",
+    "write_chat_template",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 
@@ -36,6 +36,10 @@ class ModelRequest:
     # the text token by token stops there and keeps that much (free mode: the end of a bare call).
     # Backends that only get the whole reply (HTTP) rely on ``stop`` instead.
     stop_at: Callable[[str], int | None] | None = None
+    # A native turn format: the tools the chat template's own ``tools`` argument gets (OpenAI
+    # function specs); None: the template is rendered without tools (the tag format lists them in
+    # the system prompt).
+    template_tools: Sequence[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

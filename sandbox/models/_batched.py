@@ -203,15 +203,26 @@ class BatchedLlamaModel(SyncModel):
 
     # -- the seam ----------------------------------------------------------------------------
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
-        return self._base.render(messages, add_generation_prompt=add_generation_prompt)
+    @property
+    def chat_template(self) -> str:
+        return self._base.chat_template
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        return self._base.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
 
     def tokenize(self, text: str) -> list[int]:
         return self._base.tokenize(text)
 
     def complete(self, request: ModelRequest) -> ModelResponse:
         """Write one assistant turn; blocks this thread while the scheduler runs it with the others."""
-        return self._run(_Job(request=request, prompt_text=self.render(request.messages)))
+        prompt_text = self.render(request.messages, tools=request.template_tools)
+        return self._run(_Job(request=request, prompt_text=prompt_text))
 
     def complete_text(
         self, prompt_text: str, sampling: Sampling, *, stop: Sequence[str] = ()

@@ -130,3 +130,37 @@ def chat_formatter(llm: Any) -> Any:
     eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
     bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
+def write_chat_template(source: str | Path, out: str | Path, template: str) -> Path:
+    """A copy of the GGUF ``source`` at ``out`` with ``tokenizer.chat_template`` set to ``template``
+    (weights and every other key unchanged), written with the ``gguf`` package. A way to run a model
+    in another family's turn format, and how the tests make small models of each family."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(source))
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    writer = gguf.GGUFWriter(str(out), arch=arch, endianess=reader.endianess)
+    alignment = reader.fields.get(gguf.Keys.General.ALIGNMENT)
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        if field.name.startswith(gguf.Keys.Tokenizer.CHAT_TEMPLATE):
+            continue
+        kind = field.types[0]
+        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    writer.add_chat_template(template)
+    for tensor in reader.tensors:
+        writer.add_tensor_info(
+            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for tensor in reader.tensors:
+        writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
+    writer.close()
+    return Path(out)

@@ -130,9 +130,23 @@ class LlamaModel(SyncModel):
 
     # -- prompt rendering ------------------------------------------------------------------
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
-        """The prompt text of a transcript, through the GGUF's chat template."""
+    @property
+    def chat_template(self) -> str:
+        """The GGUF's own chat template (its text decides the native turn format)."""
+        return str(self._llm.metadata.get("tokenizer.chat_template", ""))
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        """The prompt text of a transcript, through the GGUF's chat template; ``tools`` (OpenAI
+        function specs) go to the template's own ``tools`` argument (a native turn format)."""
         plain = [self._plain(m) for m in messages]
+        if tools is not None:
+            return self._format(plain, add_generation_prompt, list(tools))
         has_tool_messages = any(m["role"] == "tool" for m in plain)
         if self._tool_role_ok or not has_tool_messages:
             try:
@@ -146,9 +160,13 @@ class LlamaModel(SyncModel):
                 message["role"] = "user"
         return self._format(plain, add_generation_prompt)
 
-    def _format(self, plain: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    def _format(
+        self, plain: list[dict[str, str]], add_generation_prompt: bool, tools: list[Any] | None = None
+    ) -> str:
         template = self._formatter._environment  # the compiled jinja2 template
+        extra = {"tools": tools} if tools is not None else {}
         return template.render(
+            **extra,
             messages=plain,
             add_generation_prompt=add_generation_prompt,
             eos_token=self._formatter.eos_token,
@@ -199,7 +217,7 @@ class LlamaModel(SyncModel):
 
     def _complete(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
-        prompt_text = self.render(request.messages)
+        prompt_text = self.render(request.messages, tools=request.template_tools)
         extends_memo = bool(self._memo_text) and prompt_text.startswith(self._memo_text)
         if extends_memo:
             suffix = prompt_text[len(self._memo_text) :]
@@ -276,7 +294,8 @@ class LlamaModel(SyncModel):
         if request.previous_messages <= 0:
             return 0
         earlier = request.messages[: request.previous_messages]
-        return len(self.tokenize(self.render(earlier, add_generation_prompt=False)))
+        text = self.render(earlier, add_generation_prompt=False, tools=request.template_tools)
+        return len(self.tokenize(text))
 
     def close(self) -> None:
         self._llm.close()

@@ -111,6 +111,8 @@ class RunConfig(_Record):
     sampling: Sampling  # ``seed`` is the run seed; each (task, sample) derives its own
     n: int
     mode: Mode
+    # ``--format`` as asked (``auto``: each trace records the format it resolved to).
+    turn_format: str = "auto"
     max_steps: int
     token_budget: int
     call_timeout: float
@@ -180,6 +182,7 @@ def build_config(
         sampling=spec.sampling,
         n=spec.n,
         mode=spec.mode,
+        turn_format=spec.turn_format,
         max_steps=spec.max_steps,
         token_budget=spec.token_budget,
         call_timeout=spec.call_timeout,

@@ -203,7 +203,14 @@ async def _run_pending(
         async def worker() -> None:
             for task, sample in queue:  # one shared iterator: each pair goes to one worker
                 trace = await run_sample(
-                    task, sample, model, hub, limits, mode=config.mode, sampling=config.sampling
+                    task,
+                    sample,
+                    model,
+                    hub,
+                    limits,
+                    mode=config.mode,
+                    sampling=config.sampling,
+                    turn_format=config.turn_format,
                 )
                 trace = await anyio.to_thread.run_sync(score_trace, trace, task, rewards, limiter=scoring)
                 sink.append(trace)

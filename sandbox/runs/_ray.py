@@ -110,6 +110,7 @@ class EpisodeWorker:
             self._limits,
             mode=mode,
             sampling=self._sampling,
+            turn_format=self._options.turn_format,
         )
         trace = await asyncio.to_thread(score_trace, trace, task, self._rewards)
         return trace_line(trace)

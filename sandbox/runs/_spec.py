@@ -19,6 +19,7 @@ from sandbox.episodes import Limits, Mode, run_episode
 from sandbox.hub import ServerConfig, ToolHub, load_config
 from sandbox.models import MIN_COMPLETION_TOKENS, Model
 from sandbox.records import ConfigError, Sampling, Task, Trace, read_tasks
+from sandbox.turns import FORMAT_CHOICES
 
 # Seeds stay below 2**31 so that the per-step offsets run_episode adds fit llama.cpp's uint32 seed.
 SEED_BITS = 31
@@ -67,6 +68,7 @@ class RunSpec:
     resume: bool = False
     overwrite: bool = False
     mode: Mode = "constrained"
+    turn_format: str = "auto"  # --format: auto, native, tags or a family (sandbox.turns.FORMAT_CHOICES)
     rewards: str = "all"
     judge: Path | None = None  # a GGUF judge, run by llama.cpp with ``threads``
     judge_server: JudgeServer | None = None  # or a judge behind a server
@@ -115,6 +117,10 @@ def check_spec(spec: RunSpec) -> None:
         (spec.layout not in ("folder", "file"), f"layout must be 'folder' or 'file', not {spec.layout!r}"),
         (spec.n < 1, "--n must be at least 1"),
         (spec.parallel < 1, "--parallel must be at least 1"),
+        (
+            spec.turn_format not in FORMAT_CHOICES,
+            f"--format must be one of {', '.join(FORMAT_CHOICES)}, not {spec.turn_format!r}",
+        ),
         (spec.temperature < 0, "--temperature must be 0 or more"),
         (not 0 < spec.top_p <= 1, "--top-p must be in (0, 1]"),
         (spec.max_tokens < 1 or spec.token_budget < 1, "--max-tokens and --token-budget must be positive"),
@@ -283,10 +289,27 @@ def open_model(spec: RunSpec) -> Model:
 
 
 async def run_sample(
-    task: Task, sample: int, model: Model, hub: ToolHub, limits: Limits, *, mode: Mode, sampling: Sampling
+    task: Task,
+    sample: int,
+    model: Model,
+    hub: ToolHub,
+    limits: Limits,
+    *,
+    mode: Mode,
+    sampling: Sampling,
+    turn_format: str = "auto",
 ) -> Trace:
     """One (task, sample) episode with its own derived seed, and its own view of the hub: a stateful
     server's state (a play history, a folder) stays inside the episode, also when episodes run at once."""
     seeded = sampling.model_copy(update={"seed": derive_seed(sampling.seed, task.id, sample)})
     async with hub.episode(task.servers) as episode_hub:
-        return await run_episode(task, model, episode_hub, limits, mode=mode, sampling=seeded, sample=sample)
+        return await run_episode(
+            task,
+            model,
+            episode_hub,
+            limits,
+            mode=mode,
+            sampling=seeded,
+            sample=sample,
+            turn_format=turn_format,
+        )

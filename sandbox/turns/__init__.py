@@ -11,6 +11,14 @@ that constrains it, and the one codec between these records and OpenAI's chat sh
   the OpenAI codec (see ``_openai.py``).
 """
 
+from sandbox.turns._formats import (
+    FORMAT_CHOICES,
+    FORMAT_NAMES,
+    Format,
+    choose_format,
+    detect_format,
+    format_from_label,
+)
 from sandbox.turns._openai import (
     call_parts,
     openai_call,
@@ -48,6 +56,9 @@ __all__ = [
     "ANSWER_OPEN",
     "CALL_CLOSE",
     "CALL_OPEN",
+    "FORMAT_CHOICES",
+    "FORMAT_NAMES",
+    "Format",
     "MAX_ANSWER_CHARS",
     "MAX_ARRAY_ITEMS",
     "MAX_INTEGER_ENUM",
@@ -61,7 +72,10 @@ __all__ = [
     "bounded_schema",
     "build_grammar",
     "call_parts",
+    "choose_format",
     "complete_turn",
+    "detect_format",
+    "format_from_label",
     "openai_call",
     "openai_messages",
     "openai_tool",

@@ -1,0 +1,294 @@
+"""Turn formats: the tag format and each family's native one, chosen from the chat template.
+
+The native families are tested on copies of the embedded GGUF with another family's chat template set
+in its metadata (``sandbox.models.write_chat_template``; the templates are this project's own, in
+``tests/fixtures/templates``), and the Hermes one end to end: a real episode over the real calculator
+server on stdio, its trace's format, and an export that renders back to the text the model saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox.datasets import chat_messages
+from sandbox.episodes import Limits, episode_format, run_episode
+from sandbox.hub import ToolHub, load_config
+from sandbox.models import LlamaModel, ModelRequest, ScriptedModel, default_model_path, write_chat_template
+from sandbox.records import ConfigError, Task, ToolCall, ToolSpec, Trace
+from sandbox.turns import Format, choose_format, detect_format, format_from_label
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
+FAMILIES = {"hermes": "hermes", "qwen3": "hermes+think", "llama3": "llama3", "mistral": "mistral"}
+NATIVE = [
+    Format("hermes", think=False),
+    Format("hermes", think=True),
+    Format("llama3", False),
+    Format("mistral", False),
+]
+TASK = Task(
+    id="calc",
+    prompt="What is 17*24-39?",
+    servers=["calculator"],
+    expected_answer="369",
+    answer_match="number",
+)
+
+
+def _template(name: str) -> str:
+    return (TEMPLATES / f"{name}.jinja").read_text()
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+@pytest.mark.parametrize(("fixture", "label"), FAMILIES.items())
+def test_the_family_is_read_from_the_template(fixture: str, label: str) -> None:
+    assert detect_format(_template(fixture)).label == label  # type: ignore[union-attr]
+    assert choose_format("auto", _template(fixture)).label == label
+    assert choose_format("tags", _template(fixture)).label == "tags"
+
+
+def test_a_template_without_tools_runs_tags_and_refuses_native() -> None:
+    smollm = (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}{% endfor %}"
+    )
+    assert detect_format(smollm) is None and detect_format(None) is None
+    assert choose_format("auto", smollm).label == "tags"
+    with pytest.raises(ConfigError, match="no tools branch"):
+        choose_format("native", smollm)
+    with pytest.raises(ConfigError, match="--format must be one of"):
+        choose_format("json", smollm)
+    assert choose_format("mistral", smollm).label == "mistral"  # a family by name is taken as asked
+
+
+def test_labels_read_back_and_old_traces_ran_tags() -> None:
+    for fmt in [Format(), *NATIVE]:
+        assert format_from_label(fmt.label) == fmt
+    trace = Trace.model_validate(
+        {
+            "id": "x",
+            "task_id": "t",
+            "task": TASK.model_dump(),
+            "model": {"name": "m"},
+            "stop_reason": "answer",
+        }
+    )
+    assert trace.format == "tags"
+
+
+# --------------------------------------------------------------------------- parsing
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
+_scalars = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=30)
+_arguments = st.dictionaries(
+    st.text(min_size=1, max_size=10),
+    st.recursive(
+        _scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fmt=st.sampled_from([Format(), *NATIVE]),
+    name=_names,
+    arguments=_arguments,
+    thought=st.text(alphabet="abc xyz.", max_size=40),
+)
+def test_render_then_parse_gives_the_call_back(fmt: Format, name: str, arguments: dict, thought: str) -> None:
+    call = ToolCall(id="call_3", name=name, arguments=arguments)
+    text = (f"<think>\n{thought}\n</think>\n" if fmt.think else "") + fmt.render_call(call)
+    parsed = fmt.parse(text + "\nand then I invent the result", call_id="call_3")
+    assert parsed.action == "tool_call", parsed.error
+    assert parsed.call == call
+    assert parsed.end is not None and text.startswith(text[: parsed.end]) and parsed.end <= len(text)
+    assert fmt.parse(text[: parsed.end], call_id="call_3").call == call
+    assert fmt.action_end(text + "\nmore") == parsed.end  # where generation stops
+
+
+def test_native_syntax_each_family_writes() -> None:
+    llama = Format("llama3", think=False)
+    parsed = llama.parse('<|python_tag|>{"name": "calculate", "parameters": {"expression": "1+1"}}')
+    assert parsed.call == ToolCall(id="call_0", name="calculate", arguments={"expression": "1+1"})
+    assert llama.parse("<|python_tag|>print(1)").action == "broken_call"
+    mistral = Format("mistral", think=False)
+    two = '[{"name": "calculate", "arguments": {"expression": "2*3"}}, {"name": "x", "arguments": {}}]'
+    parsed = mistral.parse("[TOOL_CALLS]" + two)
+    assert parsed.call is not None and parsed.call.name == "calculate"  # the first call runs
+    assert (
+        mistral.parse("[TOOL_CALLS][]").error == "tool call is empty list"
+        or mistral.parse("[TOOL_CALLS][]").action == "broken_call"
+    )
+    deep = "[TOOL_CALLS][" + '{"name": "x", "arguments": ' + '{"a": ' * 100 + "1" + "}" * 100 + "}]"
+    assert "nested deeper than 64" in (mistral.parse(deep).error or "")
+    hermes = Format("hermes", think=False)
+    assert hermes.parse("It is 369.").answer == "It is 369."  # plain text answers
+
+
+@pytest.mark.parametrize("fmt", NATIVE, ids=lambda f: f.label)
+def test_each_native_grammar_compiles(fmt: Format) -> None:
+    from llama_cpp import LlamaGrammar
+
+    tools = [
+        ToolSpec(
+            name="calculate",
+            description="d",
+            input_schema={
+                "type": "object",
+                "properties": {"expression": {"type": "string"}},
+                "required": ["expression"],
+            },
+        )
+    ]
+    grammar = fmt.grammar(tools)
+    assert ("[TOOL_CALLS][" in grammar) == (fmt.name == "mistral")
+    assert ('\\"parameters\\"' in grammar) == (fmt.name == "llama3")
+    LlamaGrammar.from_string(grammar, verbose=False)
+
+
+# --------------------------------------------------------------------------- the episode loop
+
+
+@pytest.fixture
+async def calculator_hub():  # type: ignore[no-untyped-def]
+    from servers.calculator import server as calculator
+
+    async with ToolHub.in_memory({"calculator": calculator}) as hub:
+        yield hub
+
+
+@pytest.mark.anyio
+async def test_a_native_episode_sends_tools_to_the_template(calculator_hub) -> None:  # type: ignore[no-untyped-def]
+    seen: list[ModelRequest] = []
+    call = '<tool_call>\n{"name": "calculate", "arguments": {"expression": "17*24-39"}}\n</tool_call>'
+
+    def reply(request: ModelRequest) -> str:
+        seen.append(request)
+        return call + "\n<tool_response>" if len(seen) == 1 else "It is 369."
+
+    model = ScriptedModel(reply)
+    trace = await run_episode(TASK, model, calculator_hub, mode="free", turn_format="hermes")
+    assert trace.format == "hermes" and trace.final_answer == "It is 369."
+    assert seen[0].template_tools is not None and seen[0].template_tools[0]["function"]["name"] == "calculate"
+    assert "calculate" not in trace.messages[0].content  # the template lists the tools, not the prompt
+    assert "</tool_call>" in seen[0].stop
+    tool = trace.messages[3]
+    assert tool.role == "tool" and "369" in tool.content and "<tool_response" not in tool.content  # bare
+    assert trace.messages[2].content.endswith("</tool_call>")  # what followed the call is dropped
+
+
+def test_episode_format_without_a_template_is_tags() -> None:
+    assert episode_format(ScriptedModel([])).label == "tags"
+
+
+# --------------------------------------------------------------------------- real GGUFs
+
+
+class CallsOnly(Format):
+    """The Hermes format whose grammar leaves out the answer: a small model must call."""
+
+    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True) -> str:
+        return super().grammar(tools, allow_answer=False)
+
+
+@pytest.fixture(scope="module")
+def family_gguf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("families")
+    made: dict[str, Path] = {}
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, name: str) -> Path:
+            made[name] = write_chat_template(default_model_path(), folder / f"{name}.gguf", _template(name))
+            self[name] = made[name]
+            return made[name]
+
+    yield Lazy()
+    for path in made.values():
+        path.unlink()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("family", ["hermes", "llama3", "mistral"])
+def test_tools_reach_the_prompt_through_the_gguf_template(family_gguf: dict[str, Path], family: str) -> None:
+    model = LlamaModel(family_gguf[family], n_ctx=2048)
+    try:
+        fmt = episode_format(model)
+        assert fmt.label == FAMILIES[family]
+        tools = [ToolSpec(name="calculate", description="Exact arithmetic.", input_schema={"type": "object"})]
+        from sandbox.records import Message
+
+        messages = [
+            Message(role="system", content=fmt.system_prompt(tools)),
+            Message(role="user", content="1+1?"),
+        ]
+        prompt = model.render(messages, tools=fmt.template_tools(tools))
+        assert '"name": "calculate"' in prompt and "Exact arithmetic." in prompt
+        assert "calculate" not in model.render(messages)  # without tools= the template lists none
+        tokens, bos = model.tokenize(prompt), model._llm.token_bos()
+        assert tokens[:2] != [bos, bos]  # one BOS, also where the template writes {{ bos_token }}
+    finally:
+        model.close()
+
+
+@pytest.mark.model
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["constrained", "free"])
+async def test_a_real_hermes_episode_over_stdio_exports_what_the_model_saw(
+    family_gguf: dict[str, Path], mode: str
+) -> None:
+    model = LlamaModel(family_gguf["hermes"], n_ctx=4096)
+    config = load_config(
+        {
+            "mcpServers": {
+                "calculator": {"command": "python", "args": ["-m", "servers.calculator"], "cwd": str(ROOT)}
+            }
+        }
+    )
+    try:
+        async with ToolHub(config) as hub:
+            # The 135M model answers at once under this template; constrained, it must call.
+            fmt = CallsOnly("hermes", think=False) if mode == "constrained" else "auto"
+            trace = await run_episode(
+                TASK, model, hub, Limits(max_steps=3, max_completion_tokens=600), mode=mode, turn_format=fmt
+            )  # type: ignore[arg-type]
+    finally:
+        model.close()
+    assert trace.format == "hermes"
+    assert trace.steps and all(step.action in ("tool_call", "answer", "broken_call") for step in trace.steps)
+    calls = [step for step in trace.steps if step.call is not None]
+    if mode == "constrained":
+        assert calls and all(step.action == "tool_call" for step in trace.steps)
+    for step in calls:
+        assert step.result is not None  # each call went to the real server and came back
+    again = Trace.model_validate_json(trace.model_dump_json())
+    assert again.format == "hermes"
+    # The export renders, through the GGUF's own template as transformers renders it, the text the model saw.
+    rows = chat_messages(trace, calls="text", arguments="dict")
+    assert all("tool_calls" not in row for row in rows)
+    fmt = Format("hermes", think=False)
+    tools = fmt.template_tools(trace.tools)
+    from transformers.utils.chat_template_utils import (
+        render_jinja_template,  # what TRL's trainer renders with
+    )
+
+    rendered, _ = render_jinja_template(
+        conversations=[rows], tools=tools, chat_template=_template("hermes"), add_generation_prompt=False
+    )
+    exported = rendered[0]
+    reopened = LlamaModel(family_gguf["hermes"], n_ctx=4096)
+    try:
+        seen = reopened.render(trace.messages, add_generation_prompt=False, tools=tools)
+        first_prompt = reopened.render(trace.messages[:2], tools=tools)
+    finally:
+        reopened.close()
+    assert exported == seen
+    assert (exported.startswith(first_prompt) and "<tool_response>" in exported) or not calls
