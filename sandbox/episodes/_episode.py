@@ -80,13 +80,20 @@ class Hub(Protocol):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_grammar(tools_json: str) -> str:
-    return build_grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)])
+def _cached_grammar(tools_json: str, max_tokens: int | None) -> str:
+    return build_grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)], max_tokens=max_tokens)
 
 
-def grammar_for(tools: list[ToolSpec]) -> str:
-    """The constrained-mode grammar for a tool set (cached: tasks share tool sets)."""
-    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True))
+def grammar_for(tools: list[ToolSpec], max_tokens: int | None = None) -> str:
+    """The constrained-mode grammar for a tool set whose every turn fits ``max_tokens`` (cached:
+    tasks share tool sets)."""
+    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True), max_tokens)
+
+
+def grammar_tokens(turn_tokens: int, max_tokens: int) -> int:
+    """The token limit a turn's grammar is built for: the turn's own, or, when the episode's budget
+    cuts it below ``max_tokens``, that rounded down to a multiple of 32 (few grammars to build)."""
+    return turn_tokens if turn_tokens >= max_tokens else max(32, turn_tokens - turn_tokens % 32)
 
 
 async def run_episode(
@@ -107,7 +114,6 @@ async def run_episode(
         Message(role="system", content=system_prompt(tools, task.system)),
         Message(role="user", content=task.prompt),
     ]
-    grammar = grammar_for(tools) if mode == "constrained" else None
     tool_names = frozenset(tool.name for tool in tools)
     stop_at = functools.partial(action_end, tool_names=tool_names) if mode == "free" else None
     reader: StateReader | None = getattr(hub, "read_state", None)
@@ -124,11 +130,13 @@ async def run_episode(
         if budget <= 0:
             stop = "token_budget"
             break
+        turn_tokens = min(sampling.max_tokens, budget)
+        grammar = None
+        if mode == "constrained":
+            grammar = grammar_for(tools, grammar_tokens(turn_tokens, sampling.max_tokens))
         request = ModelRequest(
             messages=tuple(messages),
-            sampling=sampling.model_copy(
-                update={"seed": sampling.seed + index, "max_tokens": min(sampling.max_tokens, budget)}
-            ),
+            sampling=sampling.model_copy(update={"seed": sampling.seed + index, "max_tokens": turn_tokens}),
             grammar=grammar,
             stop=STOP_STRINGS if mode == "free" else (),
             previous_messages=previous_messages,
