@@ -81,6 +81,8 @@ class BoundedConverter(SchemaConverter):  # type: ignore[misc]
         if not isinstance(schema, dict) or any(key in schema for key in _STRUCTURAL):
             return str(super().visit(schema, name))
         rule_name = name + "-" if name in RESERVED_NAMES else name or "root"
+        if schema.get("items") == {}:  # the converter takes an empty ``items`` for a missing one
+            schema = {**schema, "items": {"description": "any value"}}
         kind = schema.get("type")
         bounded = any(key in schema for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"))
         if kind == "integer" and bounded and schema.get("multipleOf", 1) == 1:
