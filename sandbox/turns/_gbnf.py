@@ -195,9 +195,11 @@ def _parse_rules(grammar: str) -> dict[str, list[str]]:
 def _unescape(text: str) -> str:
     return re.sub(
         r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)",
-        lambda m: chr(int(m.group(1)[1:], 16))
-        if len(m.group(1)) > 1
-        else {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)),
+        lambda m: (
+            chr(int(m.group(1)[1:], 16))
+            if len(m.group(1)) > 1
+            else {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1))
+        ),
         text,
     )
 

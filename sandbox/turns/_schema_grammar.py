@@ -69,7 +69,7 @@ def integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     return first, last
 
 
-class BoundedConverter(SchemaConverter):  # type: ignore[misc]
+class BoundedConverter(SchemaConverter):
     """A ``SchemaConverter`` whose strings, numbers and free-form values have bounded length."""
 
     def __init__(self) -> None:
@@ -99,8 +99,10 @@ class BoundedConverter(SchemaConverter):  # type: ignore[misc]
             return str(self._add_rule(rule_name, self._string(size, int(schema.get("minLength", 0)))))
         if self._free_form(schema):
             return str(self._add_rule(rule_name, self._any_value()))
-        if kind in (None, "object") and "properties" not in schema and isinstance(
-            schema.get("additionalProperties"), dict
+        if (
+            kind in (None, "object")
+            and "properties" not in schema
+            and isinstance(schema.get("additionalProperties"), dict)
         ):
             value = self.visit(schema["additionalProperties"], f"{name}-value")
             return str(self._add_rule(rule_name, self._members(value)))
@@ -119,7 +121,9 @@ class BoundedConverter(SchemaConverter):  # type: ignore[misc]
     def _free_form(schema: dict[str, Any]) -> bool:
         kind = schema.get("type")
         if kind is None:
-            return not any(key in schema for key in ("properties", "additionalProperties", "items", "prefixItems"))
+            return not any(
+                key in schema for key in ("properties", "additionalProperties", "items", "prefixItems")
+            )
         if kind == "object":
             return "properties" not in schema and schema.get("additionalProperties", True) is True
         if kind == "array":
@@ -138,7 +142,12 @@ class BoundedConverter(SchemaConverter):  # type: ignore[misc]
     def _scalar(self) -> str:
         string = self._add_rule(f"bounded-string-{self.string_cap}", self._string(self.string_cap, 0))
         number = self._add_rule("bounded-number", _BOUNDED_NUMBER)
-        return str(self._add_rule(f"bounded-scalar-{self.string_cap}", f'{string} | {number} | ("true" | "false" | "null") space'))
+        return str(
+            self._add_rule(
+                f"bounded-scalar-{self.string_cap}",
+                f'{string} | {number} | ("true" | "false" | "null") space',
+            )
+        )
 
     def _members(self, value: str) -> str:
         key = self._add_rule(f"bounded-string-{self.string_cap}", self._string(self.string_cap, 0))

@@ -16,7 +16,8 @@ Two modes:
 
 * **constrained** -- :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF
   grammar, so the model can only write a schema-valid call to an existing tool or an answer.
-  Every string has a bounded length, so a looping model reaches the end of the grammar.
+  Every string has a bounded length, so a looping model reaches the end of the grammar; given the
+  turn's token limit, every text the grammar accepts fits in it.
 * **free** -- the model writes what it likes and :func:`parse_turn` reads it leniently: the tags
   above, a bare JSON object, a fenced ``json`` block, OpenAI-style ``{"function": {...}}``,
   arguments given as a JSON string. Text that tries to call a tool but cannot be read is a
@@ -53,7 +54,7 @@ from sandbox.records import (
 
 # Bounds that make every grammar path finite (a looping model stops at the bound).
 MAX_THOUGHT_CHARS = 400
-# Integer ranges up to this size are enforced by the grammar (as an enum); wider ones by validation.
+# Integer ranges of multiples up to this size become an enum; other bounded integers a digit grammar.
 MAX_INTEGER_ENUM = 1000
 MAX_ANSWER_CHARS = 1200
 MAX_STRING_CHARS = 200
@@ -433,7 +434,9 @@ def _bound(node: Any, string_cap: int, array_cap: int) -> None:
     kinds = node.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]
     if "string" in kinds and "enum" not in node and "const" not in node and "pattern" not in node:
-        node["maxLength"] = max(min(int(node.get("maxLength", string_cap)), string_cap), int(node.get("minLength", 0)))
+        node["maxLength"] = max(
+            min(int(node.get("maxLength", string_cap)), string_cap), int(node.get("minLength", 0))
+        )
     if kinds == ["integer"] and "enum" not in node and "const" not in node:
         _integer_range_as_enum(node)
     if "array" in kinds:
@@ -503,12 +506,15 @@ def build_grammar(tools: list[ToolSpec], allow_answer: bool = True, max_tokens: 
     alternatives = []
     for index, tool in enumerate(tools):
         name_literal = _gbnf_literal(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
-        caps: tuple[int, int] | None = (MAX_STRING_CHARS, MAX_ARRAY_ITEMS)
+        caps = (MAX_STRING_CHARS, MAX_ARRAY_ITEMS)
         if max_tokens is not None:
-            frame = len((CALL_OPEN + NL + NL + CALL_CLOSE + "}").encode()) + len(json.loads(name_literal).encode())
-            caps = tool_caps(tool, max_tokens - head - frame)
-            if caps is None:
+            frame = len((CALL_OPEN + NL + NL + CALL_CLOSE + "}").encode()) + len(
+                json.loads(name_literal).encode()
+            )
+            fitting = tool_caps(tool, max_tokens - head - frame)
+            if fitting is None:
                 continue  # even its smallest call does not fit the turn
+            caps = fitting
         converter.string_cap, converter.array_cap = caps
         schema = converter.resolve_refs(bounded_schema(tool.input_schema, *caps), f"tool{index}")
         args_rule = converter.visit(schema, f"tool{index}-args")

@@ -39,12 +39,14 @@ def rule_regex(body: str) -> re.Pattern[str]:
 
 # --------------------------------------------------------------------------- integer and decimal ranges
 
-bound = st.one_of(st.none(), st.integers(-10**7, 10**7), st.integers(-(10**16), 10**16))
+bound = st.one_of(st.none(), st.integers(-(10**7), 10**7), st.integers(-(10**16), 10**16))
 
 
 @given(low=bound, high=bound, data=st.data())
 @settings(max_examples=300, deadline=None)
-def test_integer_rule_accepts_exactly_the_range(low: int | None, high: int | None, data: st.DataObject) -> None:
+def test_integer_rule_accepts_exactly_the_range(
+    low: int | None, high: int | None, data: st.DataObject
+) -> None:
     body = integer_range_rule(low, high)
     first = -MAX_MAGNITUDE if low is None else max(low, -MAX_MAGNITUDE)
     last = MAX_MAGNITUDE if high is None else min(high, MAX_MAGNITUDE)
@@ -85,7 +87,11 @@ decimal_bound = st.one_of(
 )
 @settings(max_examples=200, deadline=None)
 def test_decimal_rule_accepts_exactly_the_range(
-    low: Fraction | None, high: Fraction | None, low_exclusive: bool, high_exclusive: bool, data: st.DataObject
+    low: Fraction | None,
+    high: Fraction | None,
+    low_exclusive: bool,
+    high_exclusive: bool,
+    data: st.DataObject,
 ) -> None:
     body = decimal_range_rule(low, high, low_exclusive=low_exclusive, high_exclusive=high_exclusive)
 
@@ -99,7 +105,9 @@ def test_decimal_rule_accepts_exactly_the_range(
     regex = rule_regex(body) if body else re.compile(r"(?!)")
     anchors = [b for b in (low, high) if b is not None] + [Fraction(0)]
     values = [a + Fraction(d, 10**6) for a in anchors for d in (-1, 0, 1)]
-    values += data.draw(st.lists(st.fractions(min_value=-2000, max_value=2000, max_denominator=10**6), max_size=20))
+    values += data.draw(
+        st.lists(st.fractions(min_value=-2000, max_value=2000, max_denominator=10**6), max_size=20)
+    )
     for value in values:
         if (value * 10**6).denominator != 1:
             continue  # more than six fraction digits: never written
@@ -147,7 +155,9 @@ schemas = st.recursive(
     schema_leaf,
     lambda inner: st.one_of(
         inner.map(lambda item: {"type": "array", "items": item}),
-        st.dictionaries(st.sampled_from(["a", "path", "message", "n", "items"]), inner, min_size=1, max_size=3).flatmap(
+        st.dictionaries(
+            st.sampled_from(["a", "path", "message", "n", "items"]), inner, min_size=1, max_size=3
+        ).flatmap(
             lambda props: st.sets(st.sampled_from(sorted(props))).map(
                 lambda required: {"type": "object", "properties": props, "required": sorted(required)}
             )
@@ -179,10 +189,15 @@ def test_caps_keep_calls_useful_at_the_default_limit() -> None:
     """At 384 tokens a one-string tool keeps nearly the full 200-byte string, two strings about 90."""
     thought, answer = turn_bounds(384)
     assert thought == 85 and answer > 250
-    one = ToolSpec(name="git_status", input_schema={"type": "object", "properties": {"repo_path": {"type": "string"}}})
+    one = ToolSpec(
+        name="git_status", input_schema={"type": "object", "properties": {"repo_path": {"type": "string"}}}
+    )
     two = ToolSpec(
         name="git_commit",
-        input_schema={"type": "object", "properties": {"repo_path": {"type": "string"}, "message": {"type": "string"}}},
+        input_schema={
+            "type": "object",
+            "properties": {"repo_path": {"type": "string"}, "message": {"type": "string"}},
+        },
     )
     room = 384 - 18 - thought - 26 - len('{"name": "git_status", "arguments": ')
     one_caps, two_caps = tool_caps(one, room), tool_caps(two, room)
@@ -194,7 +209,8 @@ def test_caps_keep_calls_useful_at_the_default_limit() -> None:
 
 def test_a_tool_whose_smallest_call_does_not_fit_is_left_out() -> None:
     wide = ToolSpec(
-        name="wide", input_schema={"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(20)}}
+        name="wide",
+        input_schema={"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(20)}},
     )
     grammar = build_grammar([wide], max_tokens=96)
     assert "wide" not in grammar and "answer ::=" in grammar
@@ -228,7 +244,9 @@ def test_constrained_turns_close_within_the_token_limit(llama_model, max_tokens:
         grammar = build_grammar(tools, max_tokens=max_tokens)
         messages = (
             Message(role="system", content=system_prompt(tools)),
-            Message(role="user", content="Save a note with the whole text of the US Declaration of Independence."),
+            Message(
+                role="user", content="Save a note with the whole text of the US Declaration of Independence."
+            ),
         )
         for seed in range(4):
             sampling = Sampling(temperature=1.2, max_tokens=max_tokens, seed=seed)
@@ -253,7 +271,11 @@ async def test_calls_through_the_hub_keep_to_the_schema(llama_model) -> None:  #
     from sandbox.records import Sampling, Task
 
     config = load_config(
-        {"mcpServers": {"bounded": {"command": sys.executable, "args": [str(FIXTURES / "bounded_server.py")]}}}
+        {
+            "mcpServers": {
+                "bounded": {"command": sys.executable, "args": [str(FIXTURES / "bounded_server.py")]}
+            }
+        }
     )
     prompts = [
         "Fetch https://example.com with max_length 1000000, start_index -100 and ratio 3.5.",
