@@ -26,13 +26,12 @@ from llama_cpp.llama_grammar import RESERVED_NAMES, STRING_FORMAT_RULES, SchemaC
 from sandbox.turns._gbnf import byte_chain_rules, chain_ref, decimal_range_rule, integer_range_rule
 
 JSON_BYTES = "jsonbytes"
-# JSON string content by encoded width: printable ASCII but `"` and `\`; an escape or a 2-byte
-# character; 3-byte; 4-byte.
+# JSON string content by encoded width: printable ASCII but `"` and `\`; a two-character escape;
+# any wider character, counted as 4 bytes (fewer alternatives per byte, fewer grammar stacks).
 JSON_CHAR_CLASSES = {
     1: r"[\x20\x21\x23-\x5B\x5D-\x7E]",
-    2: r'"\\" ["\\/bfnrt] | [\u0080-\u07FF]',
-    3: r"[\u0800-\uFFFF]",
-    4: r"[\U00010000-\U0010FFFF]",
+    2: r'"\\" ["\\/bfnrt]',
+    4: r"[\u0080-\U0010FFFF]",
 }
 _ANY_CHAR = " | ".join(f"( {alternative} )" for alternative in JSON_CHAR_CLASSES.values())
 _BOUNDED_NUMBER = r'"-"? [0-9]{1,15} ( "." [0-9]{1,6} )? space'

@@ -465,12 +465,11 @@ def _integer_range_as_enum(node: dict[str, Any]) -> None:
             node["enum"] = values
 
 
-# Thought and answer text by encoded width: tab, newline, CR and printable ASCII but "<"; wider UTF-8.
+# Thought and answer text by encoded width: tab, newline, CR and printable ASCII but "<"; any wider
+# character counted as 4 bytes (one alternative less per byte keeps llama.cpp's stacks few).
 _TEXT_CLASSES = {
     1: r"[\x09\x0A\x0D\x20-\x3B\x3D-\x7E]",
-    2: r"[\u0080-\u07FF]",
-    3: r"[\u0800-\uFFFF]",
-    4: r"[\U00010000-\U0010FFFF]",
+    4: r"[\u0080-\U0010FFFF]",
 }
 _TEXT_BYTES = "textbytes"
 # A string cap a tool's arrays give items up for: the most items that leave strings this long.
