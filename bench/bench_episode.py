@@ -61,7 +61,7 @@ def grammar_speed(model: LlamaModel, repeats: int) -> tuple[float, float]:
             Message(role="system", content=system_prompt(tools)),
             Message(role="user", content=task.prompt),
         ]
-        grammar = grammar_for(tools)
+        grammar = grammar_for(tools, max_tokens=160)  # as a run builds it for the turn's limit
         model.complete(ModelRequest(messages, Sampling(max_tokens=1)))  # cache the prompt
         for constrained in (False, True):
             request = ModelRequest(

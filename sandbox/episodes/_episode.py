@@ -68,16 +68,23 @@ class Hub(Protocol):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_grammar(tools_json: str, fmt: Format) -> str:
-    return fmt.grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)])
+def _cached_grammar(tools_json: str, fmt: Format, max_tokens: int | None) -> str:
+    return fmt.grammar([ToolSpec.model_validate(t) for t in json.loads(tools_json)], max_tokens=max_tokens)
 
 
 TAGS = Format()
 
 
-def grammar_for(tools: list[ToolSpec], fmt: Format = TAGS) -> str:
-    """The constrained-mode grammar for a tool set in a turn format (cached: tasks share tool sets)."""
-    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True), fmt)
+def grammar_for(tools: list[ToolSpec], fmt: Format = TAGS, max_tokens: int | None = None) -> str:
+    """The constrained-mode grammar for a tool set in a turn format, every turn fitting
+    ``max_tokens`` (cached: tasks share tool sets)."""
+    return _cached_grammar(json.dumps([t.model_dump() for t in tools], sort_keys=True), fmt, max_tokens)
+
+
+def grammar_tokens(turn_tokens: int, max_tokens: int) -> int:
+    """The token limit a turn's grammar is built for: the turn's own, or, when the episode's budget
+    cuts it below ``max_tokens``, that rounded down to a multiple of 32 (few grammars to build)."""
+    return turn_tokens if turn_tokens >= max_tokens else max(32, turn_tokens - turn_tokens % 32)
 
 
 def episode_format(model: Model, choice: str | Format = "auto") -> Format:
@@ -111,7 +118,6 @@ async def run_episode(
         Message(role="system", content=fmt.system_prompt(tools, task.system)),
         Message(role="user", content=task.prompt),
     ]
-    grammar = grammar_for(tools, fmt) if mode == "constrained" else None
     template_tools = fmt.template_tools(tools)
     tool_names = frozenset(tool.name for tool in tools)
     stop_at = functools.partial(fmt.action_end, tool_names=tool_names) if mode == "free" else None
@@ -129,11 +135,13 @@ async def run_episode(
         if budget <= 0:
             stop = "token_budget"
             break
+        turn_tokens = min(sampling.max_tokens, budget)
+        grammar = None
+        if mode == "constrained":
+            grammar = grammar_for(tools, fmt, grammar_tokens(turn_tokens, sampling.max_tokens))
         request = ModelRequest(
             messages=tuple(messages),
-            sampling=sampling.model_copy(
-                update={"seed": sampling.seed + index, "max_tokens": min(sampling.max_tokens, budget)}
-            ),
+            sampling=sampling.model_copy(update={"seed": sampling.seed + index, "max_tokens": turn_tokens}),
             grammar=grammar,
             stop=fmt.stop_strings if mode == "free" else (),
             previous_messages=previous_messages,

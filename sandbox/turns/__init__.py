@@ -6,7 +6,9 @@ that constrains it, and the one codec between these records and OpenAI's chat sh
   and :func:`action_end` says where a turn being written is complete; :func:`complete_turn`,
   :func:`render_call` and :func:`render_result` write the canonical text of each part.
 - :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF grammar
-  (:func:`bounded_schema` bounds every string and array so each path ends).
+  (:func:`bounded_schema` bounds every string and array so each path ends); given the turn's
+  ``max_tokens``, every text it accepts fits in that many tokens, and integer and number ranges
+  are in the grammar (``_gbnf.py``, ``_schema_grammar.py``).
 - :func:`openai_tool`, :func:`openai_messages`, :func:`reply_turn_text`, :func:`openai_call`:
   the OpenAI codec (see ``_openai.py``).
 """

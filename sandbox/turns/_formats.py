@@ -29,12 +29,15 @@ from typing import Any, Literal
 from sandbox.records import ConfigError, JSONBoundError, ToolCall, ToolSpec, decode_at_bounded, dumps
 from sandbox.turns._turn import (
     _CALL_DEPTH,
+    _TEXT_BYTES,
+    _TEXT_CLASSES,
     ANSWER_CLOSE,
     ANSWER_OPEN,
     CALL_CLOSE,
     CALL_OPEN,
     MAX_ANSWER_CHARS,
-    MAX_THOUGHT_CHARS,
+    MAX_ARRAY_ITEMS,
+    MAX_STRING_CHARS,
     STOP_STRINGS,
     THINK_CLOSE,
     THINK_OPEN,
@@ -52,6 +55,8 @@ from sandbox.turns._turn import (
     render_call,
     render_result,
     system_prompt,
+    tool_caps,
+    turn_bounds,
 )
 
 FormatName = Literal["tags", "hermes", "llama3", "mistral"]
@@ -167,11 +172,12 @@ class Format:
 
     # -- constrained mode -----------------------------------------------------------------
 
-    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True) -> str:
-        """A GBNF grammar for one turn in this format: a schema-valid call or an answer."""
+    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True, max_tokens: int | None = None) -> str:
+        """A GBNF grammar for one turn in this format: a schema-valid call or an answer. The tag
+        grammar fits ``max_tokens`` (every text it accepts is at most that many bytes)."""
         if not self.native:
-            return build_grammar(tools, allow_answer)
-        return _native_grammar(self, tools, allow_answer)
+            return build_grammar(tools, allow_answer, max_tokens=max_tokens)
+        return _native_grammar(self, tools, allow_answer, max_tokens)
 
 
 def _shift(end: int | None, offset: int) -> int | None:
@@ -205,29 +211,54 @@ def _parse_mistral(text: str, call_id: str, tool_names: Collection[str] | None) 
     return replace(parsed, thought=thought, end=start + end)
 
 
-def _native_grammar(fmt: Format, tools: list[ToolSpec], allow_answer: bool) -> str:
-    from llama_cpp.llama_grammar import SchemaConverter  # llama_cpp is heavy: import on use
+# A native answer's first character may not open like a call ('<', '{', '[') nor be a newline.
+_FIRST_ANSWER_CLASSES = {
+    1: r"[\x09\x0D\x20-\x3B\x3D-\x5A\x5C-\x7A\x7C-\x7E]",
+    4: r"[\u0080-\U0010FFFF]",
+}
 
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    args_key = "parameters" if fmt.name == "llama3" else "arguments"
-    alternatives = []
-    for index, tool in enumerate(tools):
-        schema = converter.resolve_refs(bounded_schema(tool.input_schema), f"tool{index}")
-        args_rule = converter.visit(schema, f"tool{index}-args")
-        head = _gbnf_literal(f'{{"name": {json.dumps(tool.name)}, "{args_key}": ')
-        alternatives.append(f"{head} {args_rule} {_gbnf_literal('}')}")
-    schema_rules = _json_safe_chars(converter.format_grammar()) if tools else ""
+
+def _native_grammar(
+    fmt: Format, tools: list[ToolSpec], allow_answer: bool, max_tokens: int | None = None
+) -> str:
+    """A native format's turn grammar, sized like the tag format's: with ``max_tokens`` every text it
+    accepts is at most that many UTF-8 bytes (so tokens), and a tool whose smallest call does not fit
+    is left out; integer and number bounds are exact (:mod:`sandbox.turns._schema_grammar`)."""
+    from sandbox.turns._gbnf import byte_chain_rules, chain_ref, max_bytes
+    from sandbox.turns._schema_grammar import BoundedConverter  # llama_cpp is heavy: import on use
+
+    thought_bytes = turn_bounds(max_tokens)[0]
     opening, closing = {
         "hermes": (CALL_OPEN + NL, NL + CALL_CLOSE),
         "llama3": ("", ""),
         "mistral": (MISTRAL_CALLS + "[", "]"),
     }[fmt.name]
+    think_bytes = len((THINK_OPEN + NL + NL + THINK_CLOSE + NL).encode()) + thought_bytes if fmt.think else 0
+    converter = BoundedConverter()
+    args_key = "parameters" if fmt.name == "llama3" else "arguments"
+    alternatives = []
+    for index, tool in enumerate(tools):
+        head_text = f'{{"name": {json.dumps(tool.name)}, "{args_key}": '
+        caps = (MAX_STRING_CHARS, MAX_ARRAY_ITEMS)
+        if max_tokens is not None:
+            frame = len((opening + closing + "}" + head_text).encode())
+            fitting = tool_caps(tool, max_tokens - think_bytes - frame)
+            if fitting is None:
+                continue  # even its smallest call does not fit the turn
+            caps = fitting
+        converter.string_cap, converter.array_cap = caps
+        schema = converter.resolve_refs(bounded_schema(tool.input_schema, *caps), f"tool{index}")
+        args_rule = converter.visit(schema, f"tool{index}-args")
+        alternatives.append(f"{_gbnf_literal(head_text)} {args_rule} {_gbnf_literal('}')}")
+    schema_rules = _json_safe_chars(converter.format_grammar()) if alternatives else ""
+    # A plain-text answer gets the turn's room (the thought's, when there is one, comes first).
+    room = max(1, (max_tokens - think_bytes) if max_tokens is not None else MAX_ANSWER_CHARS)
     lines = []
     if fmt.think:
         lines.append(
             f"root ::= {_gbnf_literal(THINK_OPEN + NL)} thought {_gbnf_literal(NL + THINK_CLOSE + NL)} action"
         )
-        lines.append(f"thought ::= [^<]{{0,{MAX_THOUGHT_CHARS}}}")
+        lines.append(f"thought ::= {chain_ref(_TEXT_BYTES, thought_bytes) or _gbnf_literal('')}")
     else:
         lines.append("root ::= action")
     actions = []
@@ -240,10 +271,23 @@ def _native_grammar(fmt: Format, tools: list[ToolSpec], allow_answer: bool) -> s
         lines.append(f"call ::= {' '.join(parts)}")
     if allow_answer or not alternatives:
         actions.append("answer")
-        # A plain-text answer: it may not open like a call ('<', '{', '[').
-        lines.append(f"answer ::= [^<{{\\[\\n] [^<]{{0,{MAX_ANSWER_CHARS - 1}}}")
+        first = " | ".join(
+            f"{body} {chain_ref(_TEXT_BYTES, room - width)}".strip()
+            for width, body in _FIRST_ANSWER_CLASSES.items()
+            if width <= room
+        )
+        lines.append(f"answer ::= ( {first} )")
     lines.append(f"action ::= {' | '.join(actions)}")
-    return "\n".join(lines) + "\n" + schema_rules
+    text_rules = byte_chain_rules(
+        _TEXT_BYTES,
+        _TEXT_CLASSES,
+        max(thought_bytes if fmt.think else 0, room if allow_answer or not alternatives else 0, 1),
+    )
+    lines += [f"{name} ::= {body}" for name, body in text_rules.items()]
+    grammar = "\n".join(lines) + "\n" + schema_rules
+    if max_tokens is not None and max_bytes(grammar) > max(max_tokens, think_bytes + 1):
+        raise AssertionError(f"constrained grammar exceeds {max_tokens} tokens")  # a bug in the sizing
+    return grammar
 
 
 # --------------------------------------------------------------------------- choosing

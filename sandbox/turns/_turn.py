@@ -16,7 +16,8 @@ Two modes:
 
 * **constrained** -- :func:`build_grammar` turns the tools' input schemas into a llama.cpp GBNF
   grammar, so the model can only write a schema-valid call to an existing tool or an answer.
-  Every string has a bounded length, so a looping model reaches the end of the grammar.
+  Every string has a bounded length, so a looping model reaches the end of the grammar; given the
+  turn's token limit, every text the grammar accepts fits in it.
 * **free** -- the model writes what it likes and :func:`parse_turn` reads it leniently: the tags
   above, a bare JSON object, a fenced ``json`` block, OpenAI-style ``{"function": {...}}``,
   arguments given as a JSON string. Text that tries to call a tool but cannot be read is a
@@ -31,6 +32,7 @@ and its error names the bound.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import re
@@ -52,7 +54,7 @@ from sandbox.records import (
 
 # Bounds that make every grammar path finite (a looping model stops at the bound).
 MAX_THOUGHT_CHARS = 400
-# Integer ranges up to this size are enforced by the grammar (as an enum); wider ones by validation.
+# Integer ranges of multiples up to this size become an enum; other bounded integers a digit grammar.
 MAX_INTEGER_ENUM = 1000
 MAX_ANSWER_CHARS = 1200
 MAX_STRING_CHARS = 200
@@ -407,40 +409,47 @@ def render_result(name: str, text: str) -> str:
 # --------------------------------------------------------------------------- grammar (constrained mode)
 
 
-def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def bounded_schema(
+    schema: dict[str, Any], string_cap: int = MAX_STRING_CHARS, array_cap: int = MAX_ARRAY_ITEMS
+) -> dict[str, Any]:
     """A copy of an input schema with every string and array bounded and no undeclared keys.
 
     Bounds keep each grammar path finite; ``additionalProperties: false`` keeps the model from
-    inventing parameters, which the servers would reject.
+    inventing parameters, which the servers would reject. A string's ``maxLength`` becomes at most
+    ``string_cap`` (the grammar reads it as bytes: see :mod:`sandbox.turns._schema_grammar`), an
+    array's ``maxItems`` at most ``array_cap`` (never below its ``minItems``).
     """
     schema = copy.deepcopy(schema)
-    _bound(schema)
+    _bound(schema, string_cap, array_cap)
     return schema
 
 
-def _bound(node: Any) -> None:
+def _bound(node: Any, string_cap: int, array_cap: int) -> None:
     if isinstance(node, list):
         for item in node:
-            _bound(item)
+            _bound(item, string_cap, array_cap)
         return
     if not isinstance(node, dict):
         return
     kinds = node.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]
     if "string" in kinds and "enum" not in node and "const" not in node and "pattern" not in node:
-        node["maxLength"] = min(int(node.get("maxLength", MAX_STRING_CHARS)), MAX_STRING_CHARS)
+        node["maxLength"] = max(
+            min(int(node.get("maxLength", string_cap)), string_cap), int(node.get("minLength", 0))
+        )
     if kinds == ["integer"] and "enum" not in node and "const" not in node:
         _integer_range_as_enum(node)
     if "array" in kinds:
-        node["maxItems"] = min(int(node.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
+        cap = min(int(node.get("maxItems", array_cap)), array_cap)
+        node["maxItems"] = max(cap, int(node.get("minItems", 0)))
     if "object" in kinds and "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
     for value in node.values():
-        _bound(value)
+        _bound(value, string_cap, array_cap)
 
 
 def _integer_range_as_enum(node: dict[str, Any]) -> None:
-    """A small bounded integer range becomes an enum: the schema converter ignores min and max."""
+    """A small range of multiples becomes an enum (wider ranges and plain ones get a digit grammar)."""
     low, high = node.get("minimum"), node.get("maximum")
     if isinstance(node.get("exclusiveMinimum"), int | float):
         low = math.floor(node["exclusiveMinimum"]) + 1
@@ -456,22 +465,64 @@ def _integer_range_as_enum(node: dict[str, Any]) -> None:
             node["enum"] = values
 
 
-def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
-    """A GBNF grammar for one turn: thoughts, then a call of one of ``tools`` or an answer."""
-    from llama_cpp.llama_grammar import SchemaConverter  # llama_cpp is heavy: import on use
+# Thought and answer text by encoded width: tab, newline, CR and printable ASCII but "<"; any wider
+# character counted as 4 bytes (one alternative less per byte keeps llama.cpp's stacks few).
+_TEXT_CLASSES = {
+    1: r"[\x09\x0A\x0D\x20-\x3B\x3D-\x7E]",
+    4: r"[\u0080-\U0010FFFF]",
+}
+_TEXT_BYTES = "textbytes"
+# A string cap a tool's arrays give items up for: the most items that leave strings this long.
+_STRING_TARGET = 64
 
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+def turn_bounds(max_tokens: int | None) -> tuple[int, int]:
+    """(thought bytes, answer bytes) of a turn's grammar under a token limit (None: no limit)."""
+    if max_tokens is None:
+        return MAX_THOUGHT_CHARS, MAX_ANSWER_CHARS
+    thought = min(MAX_THOUGHT_CHARS, max(0, max_tokens - 128) // 3)
+    fixed = len(THINK_OPEN + NL + NL + THINK_CLOSE + NL + ANSWER_OPEN + ANSWER_CLOSE)
+    return thought, max(1, min(MAX_ANSWER_CHARS, max_tokens - fixed - thought))
+
+
+def build_grammar(tools: list[ToolSpec], allow_answer: bool = True, max_tokens: int | None = None) -> str:
+    """A GBNF grammar for one turn: thoughts, then a call of one of ``tools`` or an answer.
+
+    With ``max_tokens``, every text the grammar accepts is at most ``max_tokens`` UTF-8 bytes, so at
+    most that many tokens (a token is at least one byte): a turn always closes within the turn's
+    limit. The thought gets a quarter of it (at most :data:`MAX_THOUGHT_CHARS`), the answer the rest;
+    each tool gets the largest string and array caps (at most :data:`MAX_STRING_CHARS` bytes and
+    :data:`MAX_ARRAY_ITEMS` items, scaled together) whose longest call fits, and a tool whose
+    smallest call does not fit is left out of the grammar. Without ``max_tokens`` the caps are those
+    maxima and only each path's finiteness is guaranteed.
+    """
+    from sandbox.turns._gbnf import byte_chain_rules, chain_ref, max_bytes
+    from sandbox.turns._schema_grammar import BoundedConverter  # llama_cpp is heavy: import on use
+
+    thought_bytes, answer_bytes = turn_bounds(max_tokens)
+    head = len((THINK_OPEN + NL + NL + THINK_CLOSE + NL).encode()) + thought_bytes
+    converter = BoundedConverter()
     alternatives = []
     for index, tool in enumerate(tools):
-        schema = converter.resolve_refs(bounded_schema(tool.input_schema), f"tool{index}")
-        args_rule = converter.visit(schema, f"tool{index}-args")
         name_literal = _gbnf_literal(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
+        caps = (MAX_STRING_CHARS, MAX_ARRAY_ITEMS)
+        if max_tokens is not None:
+            frame = len((CALL_OPEN + NL + NL + CALL_CLOSE + "}").encode()) + len(
+                json.loads(name_literal).encode()
+            )
+            fitting = tool_caps(tool, max_tokens - head - frame)
+            if fitting is None:
+                continue  # even its smallest call does not fit the turn
+            caps = fitting
+        converter.string_cap, converter.array_cap = caps
+        schema = converter.resolve_refs(bounded_schema(tool.input_schema, *caps), f"tool{index}")
+        args_rule = converter.visit(schema, f"tool{index}-args")
         alternatives.append(f"{name_literal} {args_rule} {_gbnf_literal('}')}")
-    schema_rules = _json_safe_chars(converter.format_grammar()) if tools else ""
+    schema_rules = _json_safe_chars(converter.format_grammar()) if alternatives else ""
     actions = []
     lines = [
         f"root ::= {_gbnf_literal(THINK_OPEN + NL)} thought {_gbnf_literal(NL + THINK_CLOSE + NL)} action",
-        f"thought ::= [^<]{{0,{MAX_THOUGHT_CHARS}}}",
+        f"thought ::= {chain_ref(_TEXT_BYTES, thought_bytes) or _gbnf_literal('')}",
     ]
     if alternatives:
         actions.append("call")
@@ -481,12 +532,74 @@ def build_grammar(tools: list[ToolSpec], allow_answer: bool = True) -> str:
         )
     if allow_answer or not alternatives:
         actions.append("answer")
-        lines.append(
-            f"answer ::= {_gbnf_literal(ANSWER_OPEN)} [^<]{{1,{MAX_ANSWER_CHARS}}} "
-            f"{_gbnf_literal(ANSWER_CLOSE)}"
+        first = " | ".join(
+            f"{body} {chain_ref(_TEXT_BYTES, answer_bytes - width)}".strip()
+            for width, body in _TEXT_CLASSES.items()
+            if width <= answer_bytes
         )
+        lines.append(f"answer ::= {_gbnf_literal(ANSWER_OPEN)} ( {first} ) {_gbnf_literal(ANSWER_CLOSE)}")
     lines.append(f"action ::= {' | '.join(actions)}")
-    return "\n".join(lines) + "\n" + schema_rules
+    text_rules = byte_chain_rules(_TEXT_BYTES, _TEXT_CLASSES, max(thought_bytes, answer_bytes))
+    lines += [f"{name} ::= {body}" for name, body in text_rules.items()]
+    grammar = "\n".join(lines) + "\n" + schema_rules
+    if max_tokens is not None and max_bytes(grammar) > max(max_tokens, _smallest_turn()):
+        raise AssertionError(f"constrained grammar exceeds {max_tokens} tokens")  # a bug in the sizing
+    return grammar
+
+
+def _smallest_turn() -> int:
+    return len((THINK_OPEN + NL + NL + THINK_CLOSE + NL + ANSWER_OPEN + ANSWER_CLOSE).encode()) + 1
+
+
+def args_max_bytes(tool: ToolSpec, string_cap: int, array_cap: int) -> float:
+    """The most bytes the arguments of a call to ``tool`` take under these caps."""
+    from sandbox.turns._gbnf import max_bytes
+    from sandbox.turns._schema_grammar import BoundedConverter
+
+    converter = BoundedConverter()
+    converter.string_cap, converter.array_cap = string_cap, array_cap
+    schema = converter.resolve_refs(bounded_schema(tool.input_schema, string_cap, array_cap), "tool")
+    rule = converter.visit(schema, "tool-args")
+    return max_bytes(converter.format_grammar(), rule)
+
+
+def tool_caps(tool: ToolSpec, room: int) -> tuple[int, int] | None:
+    """The string cap (bytes) and array cap (items) under which every call's arguments fit in ``room``
+    bytes, or None when even empty strings and arrays do not fit.
+
+    Strings come first: arrays get the most items (at most :data:`MAX_ARRAY_ITEMS`) that still leave
+    strings :data:`_STRING_TARGET` bytes (or as long as one item leaves them), and strings then the
+    most bytes (at most :data:`MAX_STRING_CHARS`) that fit with that many items.
+    """
+    if room < 2 or args_max_bytes(tool, 0, 0) > room:
+        return None
+
+    @functools.cache
+    def longest_string(items: int) -> int:  # -1: not even empty strings fit
+        if args_max_bytes(tool, 0, items) > room:
+            return -1
+        low, high = 0, MAX_STRING_CHARS
+        while low < high:
+            middle = (low + high + 1) // 2
+            if args_max_bytes(tool, middle, items) <= room:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    target = min(_STRING_TARGET, longest_string(1))
+    if target < 0:
+        return longest_string(0), 0
+    if longest_string(MAX_ARRAY_ITEMS) >= target:
+        return longest_string(MAX_ARRAY_ITEMS), MAX_ARRAY_ITEMS
+    low, high = 1, MAX_ARRAY_ITEMS - 1  # longest_string(low) >= target
+    while low < high:
+        middle = (low + high + 1) // 2
+        if longest_string(middle) >= target:
+            low = middle
+        else:
+            high = middle - 1
+    return longest_string(low), low
 
 
 # llama-cpp-python's schema converter lets a JSON string hold raw control characters (a newline, a
