@@ -51,6 +51,14 @@ needed, which depends on the order the calls come in: ideal calls ``f(x in [1, 2
 ``f(x in [1])`` against calls ``f(x=1), f(x=2)`` fail greedily and pass here; the same calls in the
 other order pass both.
 
+8. An ideal call with a ``result`` (``IdealCall.result``: what a call whose arguments are left open
+   must produce) is matched only by a call whose recorded result is structured and holds, in each
+   field listed, one of that field's acceptable values (:func:`check_result`): JSON values compare
+   exactly (numbers by value, a bool only with a bool, strings as written: ``"3/74"`` is not
+   ``"37/4"``). A call with no result, an error result or one without that field does not match.
+   This is not BFCL's (its ground truth has no open arguments); without it a calculator call of
+   ``75 + 83 * 99`` would match a task whose answer is ``(75 + 83) * 99``.
+
 "Irrelevance": a task with no ideal call is answered right by making no call (:func:`bfcl_reward`).
 
 Not covered: BFCL's Java and JavaScript type names; JSON Schema keywords other than ``type``,
@@ -65,10 +73,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewards._budget import bounded, check_depth, check_time, declare
-from sandbox.records import IdealCall, Reward, Step, Task, Trace
+from sandbox.records import IdealCall, Reward, Step, Task, ToolResult, Trace
 
 NAME = "bfcl"
-VERSION = "2"  # 2: rule 7, and bounded (a call nested past the depth budget cannot be scored)
+# 3: rule 8 (an ideal call's result); 2: rule 7, and bounded (a call nested past the depth budget
+# cannot be scored)
+VERSION = "3"
 
 # An empty string among the acceptable values means the parameter may be left out.
 OPTIONAL = ""
@@ -280,6 +290,39 @@ def _json_type(value: Any) -> str:
 # --------------------------------------------------------------------------- values
 
 
+def check_result(result: ToolResult | None, ideal: IdealCall) -> CallCheck:
+    """Judge a call's recorded result against ``ideal.result`` (module doc, rule 8); passes when the
+    ideal call lists no result."""
+    if not ideal.result:
+        return _PASS
+    if result is None or result.is_error:
+        return _fail("the call has no result to check" if result is None else "the call's result is an error")
+    structured = result.structured
+    if not isinstance(structured, Mapping):
+        return _fail("the call's result is not structured, so what it computed cannot be checked")
+    check_depth(structured, "the call's structured result")
+    for field, acceptable in ideal.result.items():
+        if field not in structured:
+            return _fail(f"the call's result has no {field!r}")
+        if not any(same_json(structured[field], value) for value in acceptable):
+            shown = repr(structured[field])[:_SHOWN_CHARS]
+            return _fail(f"the call's result has {field!r} {shown}, not one of the ideal call's")
+    return _PASS
+
+
+def same_json(given: Any, expected: Any) -> bool:
+    """Exact JSON equality: numbers by value, a bool only with a bool, strings as written."""
+    if isinstance(given, bool) or isinstance(expected, bool):
+        return isinstance(given, bool) and isinstance(expected, bool) and given == expected
+    if _is_number(given) or _is_number(expected):
+        return _is_number(given) and _is_number(expected) and given == expected
+    if isinstance(given, list) and isinstance(expected, list):
+        return len(given) == len(expected) and all(map(same_json, given, expected))
+    if isinstance(given, dict) and isinstance(expected, dict):
+        return given.keys() == expected.keys() and all(same_json(given[k], expected[k]) for k in given)
+    return type(given) is type(expected) and given == expected
+
+
 def same_value(given: Any, expected: Any) -> bool:
     """Whether one given value equals one acceptable value, under BFCL's comparison rules (rule 5)."""
     if isinstance(given, str):
@@ -361,6 +404,7 @@ class CallAttempt:
     arguments: Mapping[str, Any]
     broken: str | None = None
     label: str = ""  # how a reason names it ("step 3"); "call N" when empty
+    result: ToolResult | None = None  # what the call returned, for an ideal call's ``result``
 
     def named(self, position: int) -> str:
         return self.label or f"call {position}"
@@ -396,7 +440,8 @@ def match_calls(
         call = calls[i]
         if call.broken is not None or call.name is None:
             return _fail(f"the call did not parse ({call.broken or 'no tool name'})")
-        return check_call(call.name, call.arguments, ideals[j], schemas.get(call.name), strict=strict)
+        verdict = check_call(call.name, call.arguments, ideals[j], schemas.get(call.name), strict=strict)
+        return check_result(call.result, ideals[j]) if verdict.ok else verdict
 
     pairs = maximum_matching(len(calls), len(ideals), lambda i, j: check(i, j).ok)
     free_calls = tuple(i for i in range(len(calls)) if i not in pairs)
@@ -471,7 +516,7 @@ def _attempt(step: Step) -> CallAttempt:
     if step.action != "tool_call" or call is None:
         name, arguments = (call.name, call.arguments) if call else (None, {})
         return CallAttempt(name, arguments, broken=step.parse_error or "unparsed", label=label)
-    return CallAttempt(call.name, call.arguments, label=label)
+    return CallAttempt(call.name, call.arguments, label=label, result=step.result)
 
 
 def _reward(

@@ -5,9 +5,11 @@ For an agent on real tools the honest step grade is progress, in the manner of A
 
 - A task's **milestones** (``Task.milestones``; when it declares none, one per ideal call and one per
   ``expected_state`` check) are what a right episode reaches: an ideal call matched (the BFCL
-  checker, :func:`rewards._bfcl.check_call`, against the tool's schema), a fact (text, compared
-  casefolded) appearing in a tool result, or a state check (:mod:`rewards._state`) holding of the
-  state recorded after the step (``Step.state``). Only a call that did not fail can reach one.
+  checker, :func:`rewards._bfcl.check_call`, against the tool's schema, and, where the ideal call
+  lists a ``result``, the call's recorded result holding it: :func:`rewards._bfcl.check_result`),
+  a fact (text, compared casefolded) appearing in a tool result, or a state check
+  (:mod:`rewards._state`) holding of the state recorded after the step (``Step.state``). Only a
+  call that did not fail can reach one.
 - A step earns 1.0 when it reaches at least one milestone not reached by an earlier step, else 0.0.
   A repeated step (the same call again, or any step after the milestone it meets was reached) earns
   nothing, so a loop is paid once. An answer step earns 1.0 when every milestone was reached before
@@ -32,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rewards._bfcl import check_call
+from rewards._bfcl import check_call, check_result
 from rewards._budget import check_time
 from rewards._prm import ProcessRewardModel, RulePRM, grade_all, prm_label
 from rewards._state import check_state, describe_check
@@ -148,8 +150,8 @@ def _succeeded(step: Step) -> bool:
 def _reaches(milestone: Milestone, step: Step, tools: Sequence[ToolSpec]) -> bool:
     if not _succeeded(step):
         return False
-    if milestone.call is not None:
-        return _matches(milestone.call, step, tools)
+    if milestone.call is not None:  # an ideal call with a ``result`` is reached only by producing it
+        return _matches(milestone.call, step, tools) and check_result(step.result, milestone.call).ok
     if milestone.fact is not None:
         return step.result is not None and milestone.fact.casefold() in step.result.text.casefold()
     return milestone.state is not None and check_state(milestone.state, step.state).holds

@@ -46,13 +46,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rewards._bfcl import check_call, maximum_matching, same_value
+from rewards._bfcl import check_call, check_result, maximum_matching, same_value
 from rewards._budget import bounded, check_depth, check_time, declare
 from rewards._validity import call_validity
 from sandbox.records import IdealCall, Reward, Step, Task, Trace
 
 NAME = "tool_syntax"
-VERSION = "3"
+VERSION = "4"  # 4: a call matches an ideal call with a ``result`` only when it produced that result
 
 MISSING_TOOL_PENALTY = 0.5
 WRONG_TOOL_PENALTY = 1.0
@@ -208,10 +208,12 @@ def _argument_failure(step: Step, ideal: IdealCall | None, trace: Trace) -> str 
     call = step.call
     if call is None or ideal is None or call.name != ideal.name:
         return "not the ideal call's tool"
-    if not ideal.arguments:
-        return None
-    spec = trace.tool(call.name)
-    verdict = check_call(call.name, call.arguments, ideal, spec.input_schema if spec else None)
+    if ideal.arguments:
+        spec = trace.tool(call.name)
+        verdict = check_call(call.name, call.arguments, ideal, spec.input_schema if spec else None)
+        if not verdict.ok:
+            return verdict.reason
+    verdict = check_result(step.result, ideal)  # an open argument: what the call computed
     return None if verdict.ok else verdict.reason
 
 

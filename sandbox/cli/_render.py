@@ -103,6 +103,7 @@ class RunProgress:
         )
         self._task: TaskID | None = None
         self.traces: list[Trace] = []
+        self.summary: RunSummary | None = None  # where the run stands, once it has started
 
     def __enter__(self) -> RunProgress:
         return self
@@ -111,6 +112,7 @@ class RunProgress:
         self._bar.stop()
 
     def started(self, summary: RunSummary) -> None:
+        self.summary = summary
         for note in summary.notes:
             self._console.print(note, highlight=False, markup=False)
         self._task = self._bar.add_task(
@@ -119,6 +121,7 @@ class RunProgress:
         self._bar.start()
 
     def wrote(self, trace: Trace, summary: RunSummary) -> None:
+        self.summary = summary
         if self._lines:
             self.traces.append(trace)
         if self._lines or not self._console.is_terminal:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 import typer
@@ -51,6 +57,64 @@ TurnFormat = Annotated[
 ]
 
 
+T = TypeVar("T")
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
+
+
+def run_stoppable(main: Callable[[], Awaitable[T]]) -> T:
+    """``anyio.run(main)`` that Ctrl-C stops cleanly: the first SIGINT cancels ``main`` (a model turn
+    in progress ends at its next token, every trace already written stays, servers and model close)
+    and raises ``KeyboardInterrupt`` once it has unwound; a second SIGINT ends the process at once
+    (exit 130; the trace file keeps its complete lines, a resume cuts a half-written one). Where
+    SIGINT is ignored (a background job of a script) it stays ignored."""
+    watch = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    interrupted = False
+    finished: list[T] = []
+
+    async def guarded() -> None:
+        nonlocal interrupted
+        work = anyio.CancelScope()
+
+        async def watcher(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                task_status.started()
+                async for _ in signals:
+                    if interrupted:
+                        sys.stderr.write("second Ctrl-C: stopped at once\n")
+                        sys.stderr.flush()
+                        os._exit(INTERRUPTED)
+                    interrupted = True
+                    err_console.print("stopping at Ctrl-C (press it again to stop at once)", highlight=False)
+                    work.cancel()
+
+        async with anyio.create_task_group() as group:
+            if watch:
+                await group.start(watcher)
+            with work:
+                finished.append(await main())
+            group.cancel_scope.cancel()
+
+    anyio.run(guarded)
+    if not finished:
+        raise KeyboardInterrupt
+    return finished[0]
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command line that continues this one: the same arguments, ``--overwrite`` dropped (it would
+    start again) and ``--resume`` added."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv else "sandbox"
+    head = [sys.executable, "-m", "sandbox"] if program == "__main__.py" else [program or "sandbox"]
+    args = [a for a in argv[1:] if a not in ("--overwrite", "--no-overwrite", "--no-resume")]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(head + args)
+
+
 @app.command()
 def run(
     tasks: Annotated[str, typer.Option(help="Task JSONL file, or 'seed' for the bundled suite.")],
@@ -75,6 +139,9 @@ def run(
     threads: Threads = None,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run: only the tasks without a trace in --out.")
+    ] = False,
     judge: JudgeModel = None,
     judge_base_url: JudgeBaseUrl = None,
     judge_api_model: JudgeApiModel = None,
@@ -114,16 +181,16 @@ def run(
         threads=threads,
         only=tuple(task_id or ()),
         overwrite=overwrite,
+        resume=resume,
         http=http,
         lora=lora,
     )
     progress = RunProgress(err_console, label="run", lines=True)
     try:
         with progress:
-            anyio.run(partial(generate, spec, events=progress))
+            run_stoppable(partial(generate, spec, events=progress))
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: the {len(progress.traces)} trace(s) finished so far are in {out}")
-        raise typer.Exit(130) from None
+        _interrupted(progress, out)
     console.print(episodes_table(progress.traces))
     console.print(f"wrote {len(progress.traces)} trace(s) to {out}")
 
@@ -217,13 +284,30 @@ def generate(
         ray_workers=ray_workers,
         ray_worker_cpus=ray_worker_cpus,
     )
+    progress = RunProgress(err_console)
     try:
-        with RunProgress(err_console) as progress:
-            summary = anyio.run(partial(run_generate, spec, events=progress))
+        with progress:
+            summary = run_stoppable(partial(run_generate, spec, events=progress))
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: the traces written so far are in {out}; continue with --resume")
-        raise typer.Exit(130) from None
+        _interrupted(progress, out)
     console.print(run_table(summary))
+
+
+def _interrupted(progress: RunProgress, out: Path) -> None:
+    """The one line an interrupted run ends with (what was kept, how to go on), and exit 130."""
+    summary = progress.summary
+    kept = (
+        f"{summary.written} finished trace(s) written now, {summary.total} of {summary.expected} in all"
+        if summary is not None
+        else "no trace written now"
+    )
+    err_console.print(
+        f"interrupted: {kept}, kept in {out}; resume with: {resume_command()}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(INTERRUPTED)
 
 
 @app.command()

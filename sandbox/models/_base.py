@@ -8,6 +8,7 @@ episodes go on meanwhile. ``aclose`` releases what the backend holds (weights, c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -71,8 +72,30 @@ class SyncModel:
     def complete(self, request: ModelRequest) -> ModelResponse:
         raise NotImplementedError
 
+    def complete_or_stop(self, request: ModelRequest, stop: threading.Event) -> ModelResponse:
+        """``complete``, ending the turn early (a cut reply) soon after ``stop`` is set. A backend
+        that cannot stop midway keeps this, which ignores ``stop``."""
+        return self.complete(request)
+
     async def acomplete(self, request: ModelRequest) -> ModelResponse:
-        return await anyio.to_thread.run_sync(self.complete, request)
+        """``complete_or_stop`` in a worker thread. Cancelled (Ctrl-C), it sets the turn's stop and
+        waits, shielded, for the thread to let go of the backend, then re-raises the cancellation:
+        the turn ends within a token instead of running to ``max_tokens``."""
+        stop, finished = threading.Event(), threading.Event()
+
+        def work() -> ModelResponse:
+            try:
+                return self.complete_or_stop(request, stop)
+            finally:
+                finished.set()
+
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(finished.wait)
+            raise
 
     def close(self) -> None:
         """Release what the backend holds; a backend with nothing to release keeps this."""

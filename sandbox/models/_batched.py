@@ -63,6 +63,7 @@ class _Job:
     request: ModelRequest
     prompt_text: str
     done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event | None = None  # set: end the turn at the next step, with the text so far
     response: ModelResponse | None = None
     error: BaseException | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -224,6 +225,10 @@ class BatchedLlamaModel(SyncModel):
         prompt_text = self.render(request.messages, tools=request.template_tools)
         return self._run(_Job(request=request, prompt_text=prompt_text))
 
+    def complete_or_stop(self, request: ModelRequest, stop: threading.Event) -> ModelResponse:
+        """``complete``, ended at the scheduler's next step once ``stop`` is set."""
+        return self._run(_Job(request=request, prompt_text=self.render(request.messages), stop=stop))
+
     def complete_text(
         self, prompt_text: str, sampling: Sampling, *, stop: Sequence[str] = ()
     ) -> ModelResponse:
@@ -238,7 +243,10 @@ class BatchedLlamaModel(SyncModel):
                 raise RuntimeError("the model is closed")
             self._pending.append(job)
             self._cond.notify()
-        job.done.wait()
+        while not job.done.wait(None if job.stop is None else 0.05):
+            if job.stop is not None and job.stop.is_set():
+                with self._cond:
+                    self._cond.notify()  # the scheduler may be waiting: it drops the job at once
         if job.error is not None:
             raise job.error
         assert job.response is not None
@@ -265,6 +273,7 @@ class BatchedLlamaModel(SyncModel):
                     self._cond.wait()
                 if self._closed:
                     break
+                self._drop_stopped()
                 self._admit()
             if self._active():
                 try:
@@ -281,6 +290,17 @@ class BatchedLlamaModel(SyncModel):
                 self._fail(sequence, failure)
         for job in self._pending:
             job.error = failure
+            job.done.set()
+
+    def _drop_stopped(self) -> None:
+        """End the jobs whose ``stop`` is set (caller holds the lock): a running one with the text it
+        has, a waiting one with an empty reply."""
+        for sequence in self._sequences:
+            if sequence.job is not None and sequence.job.stop is not None and sequence.job.stop.is_set():
+                self._finish(sequence, "stop")
+        for job in [j for j in self._pending if j.stop is not None and j.stop.is_set()]:
+            self._pending.remove(job)
+            job.response = ModelResponse("", "stop", Usage(), time.perf_counter() - job.started)
             job.done.set()
 
     def _active(self) -> list[_Sequence]:

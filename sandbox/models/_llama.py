@@ -213,9 +213,15 @@ class LlamaModel(SyncModel):
 
     def complete(self, request: ModelRequest) -> ModelResponse:
         with self._lock:
-            return self._complete(request)
+            return self._complete(request, None)
 
-    def _complete(self, request: ModelRequest) -> ModelResponse:
+    def complete_or_stop(self, request: ModelRequest, stop: threading.Event) -> ModelResponse:
+        """``complete``, cut at the next token once ``stop`` is set (the prompt's evaluation, one
+        ``n_batch`` chunk at a time, is not cut)."""
+        with self._lock:
+            return self._complete(request, stop)
+
+    def _complete(self, request: ModelRequest, stop: threading.Event | None) -> ModelResponse:
         started = time.perf_counter()
         prompt_text = self.render(request.messages, tools=request.template_tools)
         extends_memo = bool(self._memo_text) and prompt_text.startswith(self._memo_text)
@@ -246,7 +252,7 @@ class LlamaModel(SyncModel):
             seed=sampling.seed,
             stop=list(request.stop) or None,
             logits_processor=self._grammar(request.grammar) if request.grammar else None,
-            stopping_criteria=self._stop_at(request, len(prompt)),
+            stopping_criteria=self._stop_at(request, len(prompt), stop),
         )
         choice = output["choices"][0]
         if request.stop_at is not None:
@@ -264,16 +270,21 @@ class LlamaModel(SyncModel):
         finish: Literal["stop", "length"] = "length" if choice["finish_reason"] == "length" else "stop"
         return ModelResponse(choice["text"], finish, usage, time.perf_counter() - started)
 
-    def _stop_at(self, request: ModelRequest, prompt_length: int) -> Any:
-        """llama.cpp's stopping criterion for ``request.stop_at``: the generated text holds a turn."""
+    def _stop_at(self, request: ModelRequest, prompt_length: int, stop: threading.Event | None) -> Any:
+        """llama.cpp's stopping criterion: ``stop`` is set, or (``request.stop_at``) the generated
+        text holds a turn."""
         stop_at = request.stop_at
-        if stop_at is None:
+        if stop_at is None and stop is None:
             return None
         from llama_cpp import StoppingCriteriaList
 
         llm = self._llm
 
         def done(input_ids: Any, _logits: Any) -> bool:
+            if stop is not None and stop.is_set():
+                return True
+            if stop_at is None:
+                return False
             generated = input_ids[prompt_length:].tolist()
             if not generated:
                 return False

@@ -39,10 +39,18 @@ class IdealCall(_Record):
 
     ``arguments`` maps a parameter name to the list of values that count as right (the BFCL
     convention). A parameter left out of ``arguments`` is not checked.
+
+    ``result`` is what the call must produce where an argument is left open (a calculator's
+    ``expression`` may be written many ways): a field of the tool's structured result mapped to
+    the list of values that count as right, such as ``{"exact": ["15642"]}``, recorded by the task
+    generator from the real server's answer to the reference solution. A call matches only when its
+    recorded result (``Step.result.structured``) holds one of them in every field listed. Empty:
+    only the arguments count.
     """
 
     name: str
     arguments: dict[str, list[Any]] = Field(default_factory=dict)
+    result: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 AnswerMatch = Literal["exact", "contains", "number", "math"]

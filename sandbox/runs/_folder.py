@@ -14,7 +14,10 @@ a half-written last line, and leaves only the (task, sample) pairs not yet in ``
 run. A folder is held by one process at a time (a file lock the kernel drops when the process dies).
 
 A trace file (``sandbox run --out traces.jsonl``) is written from the start, one fsynced line per
-episode; one that already holds traces is replaced only with ``--overwrite``.
+episode; one that already holds traces is replaced only with ``--overwrite``, or continued with
+``--resume`` (an interrupted ``sandbox run``): a half-written last line is cut as in a run folder, and
+as a trace file has no ``config.json``, each kept trace's model file (sha256), mode and sampling
+(its seed derived from this run's) must be this run's.
 """
 
 from __future__ import annotations
@@ -264,6 +267,19 @@ class _TraceKey(BaseModel):
     rewards: dict[str, _RewardValue] = Field(default_factory=dict)
 
 
+class _ModelKey(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    sha256: str = ""
+
+
+class _FileTraceKey(_TraceKey):
+    """What a trace file's resume checks of each kept trace (it has no ``config.json``)."""
+
+    mode: str = ""
+    sampling: Sampling = Field(default_factory=Sampling)
+    model: _ModelKey = Field(default_factory=_ModelKey)
+
+
 @dataclass
 class _TraceSink:
     """A trace file appended one fsynced line at a time, and the (task, sample) pairs it holds."""
@@ -434,7 +450,9 @@ class RunFolder(_TraceSink):
 
 @dataclass
 class TraceFile(_TraceSink):
-    """One trace file, written from the start: ``sandbox run --out traces.jsonl``."""
+    """One trace file: ``sandbox run --out traces.jsonl``, written from the start or resumed."""
+
+    resumed: bool = False
 
     def check(self, *, overwrite: bool) -> None:
         """Refuse a folder, or a file that holds traces unless ``overwrite``; before any model loads."""
@@ -442,12 +460,54 @@ class TraceFile(_TraceSink):
             raise ConfigError(f"--out {self.path} is a folder; `sandbox run` writes one trace file")
         if not overwrite and self.path.exists() and self.path.stat().st_size > 0:
             raise ConfigError(
-                f"{self.path} already holds traces; pass --overwrite to replace it, or pick another --out"
+                f"{self.path} already holds traces; pass --overwrite to replace it, --resume to "
+                "continue it, or pick another --out"
             )
+
+    def load(self, model_sha256: str, mode: str, sampling: Sampling) -> list[str]:
+        """``--resume``: keep the traces already in the file (cutting a half-written last line) and
+        mark their (task, sample) pairs done. Each must come from this run's model, mode and sampling
+        (``sampling.seed`` is the run seed; a trace holds the seed derived from it). Returns notes."""
+        from sandbox.runs._spec import derive_seed
+
+        if self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a folder; `sandbox run` writes one trace file")
+        self.resumed = True
+        if not self.path.exists():
+            return [f"no trace file at {self.path} yet: starting a new one"]
+        notes = []
+        partial = cut_partial_tail(self.path)
+        if partial is not None:
+            notes.append(f"cut a half-written last line from {self.path}; kept in {partial}")
+        for number, line, _ in trace_lines(self.path):
+            try:
+                key = validate_line(_FileTraceKey, line)
+            except (ValidationError, JSONBoundError) as exc:
+                why = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise TraceFileError(f"{self.path}:{number}: not a valid trace: {why}") from exc
+            seeded = sampling.model_copy(update={"seed": derive_seed(sampling.seed, key.task_id, key.sample)})
+            differs = [
+                what
+                for what, same in (
+                    ("model", not model_sha256 or key.model.sha256 == model_sha256),
+                    ("mode", key.mode == mode),
+                    ("sampling", key.sampling == seeded),
+                )
+                if not same
+            ]
+            if differs:
+                raise ConfigError(
+                    f"--resume: {self.path}:{number} was written with another {' and '.join(differs)} "
+                    "than this run's; resume with the run's own settings, or start a new --out"
+                )
+            if (key.task_id, key.sample) not in self.done:
+                self.done.add((key.task_id, key.sample))
+                self.rewards.add({name: reward.value for name, reward in key.rewards.items()})
+        return notes
 
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8")
+            self._handle = self.path.open("a" if self.resumed else "w", encoding="utf-8")
         except OSError as exc:
             raise OutputError.of(self.path, exc) from None

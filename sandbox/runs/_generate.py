@@ -110,8 +110,11 @@ async def generate(
     sink: RunFolder | TraceFile
     if spec.layout == "file":
         sink = TraceFile(spec.out)
-        sink.check(overwrite=spec.overwrite)
-        notes: list[str] = []
+        if spec.resume:
+            notes: list[str] = sink.load(identity.sha256, config.mode, config.sampling)
+        else:
+            sink.check(overwrite=spec.overwrite)
+            notes = []
     else:
         sink = RunFolder(spec.out)
     own_model = model is None

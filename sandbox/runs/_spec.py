@@ -142,7 +142,6 @@ def check_spec(spec: RunSpec) -> None:
             "--lora applies to a local model, not to --base-url",
         ),
         (spec.resume and spec.overwrite, "--resume and --overwrite exclude each other"),
-        (spec.layout == "file" and spec.resume, "--resume continues a run folder; a trace file starts again"),
         (spec.ray_workers < 1, "--ray-workers must be at least 1"),
         (spec.ray_worker_cpus <= 0, "--ray-worker-cpus must be positive"),
     ]

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sandbox.records import Task
-from sandbox.tasks._common import draw_until, ideal, solution, task
+from sandbox.records import IdealCall, Task
+from sandbox.tasks._common import draw_until, solution, task
 from sandbox.tasks._split import NUMBER, Split, split_of, value_tag
 from sandbox.tasks._world import TaskGenerationError, World
 
@@ -134,7 +134,8 @@ async def build(world: World, problem: Problem, rng: random.Random) -> Task | No
         servers=[NAME],
         expected_answer=answers,
         answer_match="number",
-        ideal_calls=[ideal("calculate")],
+        # The expression may be written many ways: the call must compute the reference's exact value.
+        ideal_calls=[IdealCall(name="calculate", result={"exact": [exact]})],
         solution=[solution("calculate", expression=source)],
         tags=[
             NAME,

@@ -307,7 +307,7 @@ def test_the_reward_is_one_for_the_right_calls_in_any_order() -> None:
         assert reward.value == 1.0
         assert reward.reason == "all 2 ideal call(s) matched one to one"
         assert reward.per_step == [1.0, 1.0, None]
-        assert (reward.name, reward.version) == ("bfcl", "2")
+        assert (reward.name, reward.version) == ("bfcl", "3")
 
 
 def test_a_repeated_call_is_one_too_many() -> None:

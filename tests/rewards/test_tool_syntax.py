@@ -63,7 +63,7 @@ def test_a_valid_ideal_call_then_an_answer() -> None:
         "bfcl_matched": 1.0,
         "bfcl_argument_failures": 0.0,
     }
-    assert (reward.name, reward.version) == ("tool_syntax", "3")
+    assert (reward.name, reward.version) == ("tool_syntax", "4")
 
 
 def test_arguments_that_break_the_schema_make_the_call_invalid() -> None:

@@ -245,7 +245,7 @@ def test_imported_tasks_run_and_come_out_scored(
         assert {tool.name for tool in trace.tools} <= {"math_factorial", "math_factorial_2"}
         bfcl, syntax = trace.rewards["bfcl"], trace.rewards["tool_syntax"]
         assert bfcl.value in (0.0, 1.0) and bfcl.reason
-        assert syntax.value is not None and syntax.reason and syntax.version == "3"
+        assert syntax.value is not None and syntax.reason and syntax.version == "4"
         for step in trace.steps:
             if step.action == "tool_call" and step.result is not None and not step.result.is_error:
                 assert json.loads(step.result.text)["function"] == "math.factorial"
