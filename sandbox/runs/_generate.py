@@ -187,7 +187,7 @@ async def _run_pending(
     queue = iter(pending)
     started = time.perf_counter()
 
-    async with ToolHub(servers, call_timeout=spec.call_timeout) as hub:
+    async with ToolHub(servers, call_timeout=spec.call_timeout, start_timeout=spec.start_timeout) as hub:
 
         async def worker() -> None:
             for task, sample in queue:  # one shared iterator: each pair goes to one worker
