@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -185,9 +186,9 @@ def test_the_direct_cap_keeps_tool_traces_and_the_earliest_direct_ones(tmp_path:
     tasks = {t.id: t for t in read_tasks(_task_file(tmp_path / "t.jsonl", TRAIN_IDS))}
     tool, direct = TRAIN_IDS  # calc-pens-word-problem has calls; no-tool-two-plus-two has none
     order = [direct, tool, direct, tool, direct, direct]
-    traces = [SimpleNamespace(task_id=i, n=k) for k, i in enumerate(order)]
-    kept, dropped = cap_direct(traces, tasks, 0.5)  # type: ignore[arg-type]
-    assert dropped == 2 and [t.n for t in kept] == [0, 1, 2, 3]
-    assert cap_direct(traces, tasks, None) == (traces, 0)  # type: ignore[arg-type]
-    kept, dropped = cap_direct(traces, tasks, 0.0)  # type: ignore[arg-type]
+    traces: list[Any] = [SimpleNamespace(task_id=i) for i in order]
+    kept, dropped = cap_direct(traces, tasks, 0.5)
+    assert dropped == 2 and kept == traces[:4]
+    assert cap_direct(traces, tasks, None) == (traces, 0)
+    kept, dropped = cap_direct(traces, tasks, 0.0)
     assert dropped == 4 and {t.task_id for t in kept} == {tool}
