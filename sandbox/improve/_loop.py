@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -102,6 +102,14 @@ def improve(options: ImproveOptions, progress: ProgressFn | None = None) -> Impr
         os.close(descriptor)
 
 
+# Options with a default (added after the first runs), as a fingerprint writes them.
+_DEFAULTS = {
+    f.name: f.default
+    for f in fields(ImproveOptions)
+    if f.default is not MISSING and not isinstance(f.default, Path) and f.name not in RESUMABLE
+}
+
+
 def _fingerprint(options: ImproveOptions) -> dict[str, Any]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     for name in RESUMABLE:
@@ -130,10 +138,10 @@ def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
         fingerprint = _fingerprint(options)
         if state_path.exists() and options.resume:
             state = json.loads(state_path.read_text(encoding="utf-8"))
+            # An option added since the run started counts as its default there.
+            before = {**_DEFAULTS, **state["options"]}
             changed = sorted(
-                key
-                for key in set(fingerprint) | set(state["options"])
-                if fingerprint.get(key) != state["options"].get(key)
+                key for key in set(fingerprint) | set(before) if fingerprint.get(key) != before.get(key)
             )
             if changed:
                 raise ImproveError(

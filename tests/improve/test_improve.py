@@ -192,3 +192,17 @@ def test_the_direct_cap_keeps_tool_traces_and_the_earliest_direct_ones(tmp_path:
     assert cap_direct(traces, tasks, None) == (traces, 0)
     kept, dropped = cap_direct(traces, tasks, 0.0)
     assert dropped == 4 and {t.task_id for t in kept} == {tool}
+
+
+def test_resume_counts_an_option_added_since_the_run_started_as_its_default(tmp_path: Path) -> None:
+    from sandbox.improve._loop import _fingerprint
+
+    options = _options(tmp_path)
+    older = {k: v for k, v in _fingerprint(options).items() if k not in ("direct_share", "family")}
+    options.out.mkdir()
+    (options.out / STATE_FILE).write_text(json.dumps({"options": older, "stages": {}}), encoding="utf-8")
+    # Only the setting really changed is named: the options the old state lacks are at their default.
+    with pytest.raises(ImproveError, match=r"other settings \(threshold\)"):
+        improve(replace(options, resume=True, threshold=0.5))
+    with pytest.raises(ImproveError, match=r"other settings \(direct_share\)"):
+        improve(replace(options, resume=True, direct_share=0.2))
