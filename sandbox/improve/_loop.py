@@ -376,9 +376,17 @@ class _Run:
 
     # -- the report ------------------------------------------------------------------------------
 
+    def with_families(self, evaluation: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """``evaluation`` with its per-family outcome, read from its traces when the stage was
+        finished by a version that did not write it."""
+        if "families" in evaluation or not (folder / TRACES_FILE).is_file():
+            return evaluation
+        traces = read_traces(folder / TRACES_FILE)
+        return {**evaluation, "families": evaluate_traces(traces, self.heldout_tasks).families}
+
     def write_report(self) -> dict[str, Any]:
         stages = self.state["stages"]
-        base_eval = stages["base/evaluate"]
+        base_eval = self.with_families(stages["base/evaluate"], self.out / "base" / "heldout")
         base = {
             "heldout": base_eval,
             "heldout_loss": stages["base/loss"]["loss"],
@@ -391,6 +399,7 @@ class _Run:
             if f"{key}/loss" not in stages:
                 break
             got = {name: stages[f"{key}/{name}"] for name in names}
+            got["evaluate"] = self.with_families(got["evaluate"], self.out / key / "heldout")
             tuned = got["evaluate"]["rewards"]
             rounds.append(
                 {
