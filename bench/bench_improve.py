@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-improve"))
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--direct-share", type=float, default=None, help="cap on no-tool trained traces")
+    parser.add_argument("--start-timeout", type=float, default=60.0, help="server start seconds")
     args = parser.parse_args()
 
     from sandbox.improve import ImproveOptions, improve
@@ -84,6 +86,8 @@ def main() -> None:
             epochs=args.epochs,
             steps=args.steps,
             learning_rate=args.lr,
+            direct_share=args.direct_share,
+            start_timeout=args.start_timeout,
             resume=args.resume,
             overwrite=not args.resume,
         ),
@@ -105,6 +109,12 @@ def main() -> None:
     direct = base["heldout"].get("direct_answers")
     row = "".join(f"{r['heldout'].get('direct_answers') or 0.0:>10.3f}" for r in report["rounds"])
     print(f"{'no-tool answered direct':<24}{direct if direct is not None else float('nan'):>8.3f}{row}")
+    for family, got in (base["heldout"].get("families") or {}).items():
+        row = "".join(
+            f"{r['heldout'].get('families', {}).get(family, {}).get('outcome', float('nan')):>10.3f}"
+            for r in report["rounds"]
+        )
+        print(f"{'outcome ' + family + ' (' + str(got['traces']) + ')':<24}{got['outcome']:>8.3f}{row}")
     row = "".join(f"{r['heldout_loss']:>10.4f}" for r in report["rounds"])
     print(f"{'held-out loss':<24}{base['heldout_loss']:>8.4f}{row}")
     for r in report["rounds"]:

@@ -12,9 +12,17 @@ from sandbox.cli._app import ModelFile, RewardNames, Threads, app, console, err_
 
 @app.command("improve")
 def improve_command(
-    tasks: Annotated[Path, typer.Option(help="Train tasks (JSONL).")],
-    heldout: Annotated[Path, typer.Option(help="Held-out tasks (JSONL): no id in common with --tasks.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Improve folder: rounds, report.json, plot.")],
+    tasks: Annotated[Path | None, typer.Option(help="Train tasks (JSONL).")] = None,
+    heldout: Annotated[
+        Path | None, typer.Option(help="Held-out tasks (JSONL): no id in common with --tasks.")
+    ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(help="Make the tasks instead: comma-separated families, or all (into -o/tasks/)."),
+    ] = None,
+    train_n: Annotated[int, typer.Option(help="--family: train tasks per family (all: in total).")] = 20,
+    heldout_n: Annotated[int, typer.Option(help="--family: held-out tasks per family (all: in total).")] = 10,
     servers: Annotated[Path, typer.Option(help='MCP config: {"mcpServers": {...}}.')] = Path(
         "servers/mcp.json"
     ),
@@ -27,6 +35,9 @@ def improve_command(
     demos: Annotated[
         bool, typer.Option(help="Add the oracle's demonstration for tasks with no kept sample.")
     ] = True,
+    direct_share: Annotated[
+        float | None, typer.Option(help="Most share of trained traces that answer a no-tool question.")
+    ] = None,
     eval_n: Annotated[int, typer.Option(help="Samples per held-out task.")] = 1,
     eval_temperature: Annotated[float, typer.Option(help="Held-out sampling temperature.")] = 0.0,
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
@@ -34,6 +45,7 @@ def improve_command(
     token_budget: Annotated[int, typer.Option(help="Completion tokens per episode.")] = 2048,
     parallel: Annotated[int, typer.Option(help="Episodes at once (one batched llama.cpp context).")] = 1,
     threads: Threads = None,
+    start_timeout: Annotated[float, typer.Option(help="Seconds each MCP server may take to start.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Run seed (base and tuned use the same held-out seeds).")] = 0,
     rewards: RewardNames = "all",
     steps: Annotated[int | None, typer.Option(help="Optimizer steps per round (default: --epochs).")] = None,
@@ -58,6 +70,9 @@ def improve_command(
         tasks=tasks,
         heldout=heldout,
         out=out,
+        family=family,
+        train_n=train_n,
+        heldout_n=heldout_n,
         servers=servers,
         model=model,
         rounds=rounds,
@@ -66,6 +81,7 @@ def improve_command(
         reward=reward,
         threshold=threshold,
         demos=demos,
+        direct_share=direct_share,
         eval_n=eval_n,
         eval_temperature=eval_temperature,
         max_steps=max_steps,
@@ -73,6 +89,7 @@ def improve_command(
         token_budget=token_budget,
         parallel=parallel,
         threads=threads,
+        start_timeout=start_timeout,
         seed=seed,
         rewards=rewards,
         steps=steps,
@@ -116,6 +133,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if loss is not None:
         values = "".join(f"{(r.get('heldout_loss') or float('nan')):>10.4f}" for r in rounds)
         lines.append(f"{'held-out loss':<22}{loss:>9.4f}{values}")
+    families = report["base"]["heldout"].get("families") or {}
+    for name, got in families.items():
+        values = "".join(
+            f"{r['heldout'].get('families', {}).get(name, {}).get('outcome', float('nan')):>10.3f}"
+            for r in rounds
+        )
+        lines.append(f"{'outcome ' + name:<22}{got['outcome']:>9.3f}{values}")
     for r in rounds:
         seconds = ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items())
         speed = r["train"]["tokens_per_second"]

@@ -136,6 +136,7 @@ def run(
         int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
     ] = -1,
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    start_timeout: Annotated[float, typer.Option(help="Seconds each MCP server may take to start.")] = 30.0,
     threads: Threads = None,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an --out file that already holds traces.")] = False,
@@ -178,6 +179,7 @@ def run(
         n_ctx=n_ctx,
         n_gpu_layers=n_gpu_layers,
         call_timeout=call_timeout,
+        start_timeout=start_timeout,
         threads=threads,
         only=tuple(task_id or ()),
         overwrite=overwrite,
@@ -231,6 +233,7 @@ def generate(
         int, typer.Option(help="Layers to offload to a GPU (-1 = all the build can).")
     ] = -1,
     call_timeout: Annotated[float, typer.Option(help="Seconds a tool call may take.")] = 30.0,
+    start_timeout: Annotated[float, typer.Option(help="Seconds each MCP server may take to start.")] = 30.0,
     threads: Threads = None,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Run only these task ids.")] = None,
     base_url: BaseUrl = None,
@@ -276,6 +279,7 @@ def generate(
         n_ctx=n_ctx,
         n_gpu_layers=n_gpu_layers,
         call_timeout=call_timeout,
+        start_timeout=start_timeout,
         threads=threads,
         only=tuple(task_id or ()),
         http=http,

@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -39,8 +39,21 @@ from typing import Any
 import anyio
 
 from sandbox.datasets import ExportOptions, export_run, loss_file
-from sandbox.improve._options import ImproveError, ImproveOptions, check_options
-from sandbox.improve._report import PLOT_FILE, REPORT_FILE, STATE_FILE, evaluate_traces, write_plot
+from sandbox.improve._options import (
+    TASKS_FOLDER,
+    ImproveError,
+    ImproveOptions,
+    check_options,
+    family_tasks,
+)
+from sandbox.improve._report import (
+    PLOT_FILE,
+    REPORT_FILE,
+    STATE_FILE,
+    evaluate_traces,
+    is_no_tool,
+    write_plot,
+)
 from sandbox.records import (
     SandboxError,
     Task,
@@ -59,7 +72,7 @@ ProgressFn = Callable[[str], None]
 ADAPTER = Path("train") / "adapter.gguf"
 VIEW_FILE = "report.html"
 # Options that may change between a run and its --resume: they change how fast, not what.
-RESUMABLE = ("rounds", "resume", "overwrite", "threads", "parallel")
+RESUMABLE = ("rounds", "resume", "overwrite", "threads", "parallel", "start_timeout")
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ def improve(options: ImproveOptions, progress: ProgressFn | None = None) -> Impr
     The options and both task files are checked before anything runs, each problem in one line.
     """
     say = progress or (lambda _line: None)
+    options = family_tasks(options)
     train_tasks, heldout_tasks = check_options(options)
     descriptor, state = _open_folder(options)
     try:
@@ -88,13 +102,22 @@ def improve(options: ImproveOptions, progress: ProgressFn | None = None) -> Impr
         os.close(descriptor)
 
 
+# Options with a default (added after the first runs), as a fingerprint writes them.
+_DEFAULTS = {
+    f.name: f.default
+    for f in fields(ImproveOptions)
+    if f.default is not MISSING and not isinstance(f.default, Path) and f.name not in RESUMABLE
+}
+
+
 def _fingerprint(options: ImproveOptions) -> dict[str, Any]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     for name in RESUMABLE:
         settings.pop(name, None)
     settings.pop("out", None)
     for name in ("tasks", "heldout"):
-        settings[f"{name}_sha256"] = hashlib.sha256(getattr(options, name).read_bytes()).hexdigest()
+        path = getattr(options, name)
+        settings[f"{name}_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest() if path else None
     return settings
 
 
@@ -103,7 +126,9 @@ def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
     if out.exists() and not out.is_dir():
         raise ImproveError(f"-o {out} is a file; an improve run is a folder")
     state_path = out / STATE_FILE
-    if out.exists() and any(out.iterdir()) and not state_path.exists():
+    # OUT/tasks/ holds the tasks --family made for this run: not another run's files.
+    made = {TASKS_FOLDER} if options.family is not None else set()
+    if out.exists() and any(c.name not in made for c in out.iterdir()) and not state_path.exists():
         raise ImproveError(f"{out} holds files but no improve run ({STATE_FILE}); pick another -o")
     out.mkdir(parents=True, exist_ok=True)
     descriptor = lock_folder(out)
@@ -113,10 +138,10 @@ def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
         fingerprint = _fingerprint(options)
         if state_path.exists() and options.resume:
             state = json.loads(state_path.read_text(encoding="utf-8"))
+            # An option added since the run started counts as its default there.
+            before = {**_DEFAULTS, **state["options"]}
             changed = sorted(
-                key
-                for key in set(fingerprint) | set(state["options"])
-                if fingerprint.get(key) != state["options"].get(key)
+                key for key in set(fingerprint) | set(before) if fingerprint.get(key) != before.get(key)
             )
             if changed:
                 raise ImproveError(
@@ -126,7 +151,7 @@ def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
             return descriptor, state
         if state_path.exists() and not options.overwrite:
             raise ImproveError(f"{out} holds an improve run; pass --resume to continue it or --overwrite")
-        for child in out.iterdir():
+        for child in (c for c in out.iterdir() if c.name not in made):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
         state = {"options": fingerprint, "stages": {}}
         write_atomic(state_path, json.dumps(state, indent=2) + "\n")
@@ -147,6 +172,16 @@ class _Run:
     @property
     def out(self) -> Path:
         return self.options.out
+
+    @property
+    def train_file(self) -> Path:
+        assert self.options.tasks is not None  # check_options saw to it
+        return self.options.tasks
+
+    @property
+    def heldout_file(self) -> Path:
+        assert self.options.heldout is not None
+        return self.options.heldout
 
     # -- the stages ------------------------------------------------------------------------------
 
@@ -207,12 +242,13 @@ class _Run:
             seed=seed,
             n_ctx=options.n_ctx,
             threads=options.threads,
+            start_timeout=options.start_timeout,
         )
 
     def evaluate(self, out: Path, lora: Path | None) -> dict[str, Any]:
         options = self.options
         spec = self.spec(
-            options.heldout,
+            self.heldout_file,
             out,
             n=options.eval_n,
             temperature=options.eval_temperature,
@@ -227,7 +263,7 @@ class _Run:
 
     def heldout_demos(self) -> dict[str, Any]:
         spec = self.spec(
-            self.options.heldout, self.out / "heldout-demos", n=1, temperature=0.0, seed=0, lora=None
+            self.heldout_file, self.out / "heldout-demos", n=1, temperature=0.0, seed=0, lora=None
         )
         summary = anyio.run(partial(write_demos, replace(spec, resume=True)))
         return {"traces": summary.total}
@@ -250,7 +286,7 @@ class _Run:
     def sample(self, folder: Path, lora: Path | None, number: int) -> dict[str, Any]:
         options = self.options
         spec = self.spec(
-            options.tasks,
+            self.train_file,
             folder / "samples",
             n=options.n,
             temperature=options.temperature,
@@ -276,14 +312,16 @@ class _Run:
         missing = sorted(set(self.train_tasks) - {trace.task_id for trace in kept})
         demos: list[Trace] = []
         if missing and self.options.demos:
-            spec = self.spec(self.options.tasks, folder / "demos", n=1, temperature=0.0, seed=0, lora=None)
+            spec = self.spec(self.train_file, folder / "demos", n=1, temperature=0.0, seed=0, lora=None)
             anyio.run(partial(write_demos, replace(spec, only=tuple(missing), resume=True)))
             demos = read_traces(folder / "demos" / TRACES_FILE)
         earlier = read_traces(self.out / f"round-{number - 1}" / "kept.jsonl") if number > 1 else []
+        chosen, dropped = cap_direct([*earlier, *kept, *demos], self.train_tasks, self.options.direct_share)
         with (folder / "kept.jsonl").open("w", encoding="utf-8") as handle:
-            for trace in [*earlier, *kept, *demos]:
+            for trace in chosen:
                 write_trace(handle, trace)
         return {
+            "dropped_direct": dropped,
             "samples": len(samples),
             "kept": len(kept),
             "tasks_with_kept": len({trace.task_id for trace in kept}),
@@ -338,9 +376,17 @@ class _Run:
 
     # -- the report ------------------------------------------------------------------------------
 
+    def with_families(self, evaluation: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """``evaluation`` with its per-family outcome, read from its traces when the stage was
+        finished by a version that did not write it."""
+        if "families" in evaluation or not (folder / TRACES_FILE).is_file():
+            return evaluation
+        traces = read_traces(folder / TRACES_FILE)
+        return {**evaluation, "families": evaluate_traces(traces, self.heldout_tasks).families}
+
     def write_report(self) -> dict[str, Any]:
         stages = self.state["stages"]
-        base_eval = stages["base/evaluate"]
+        base_eval = self.with_families(stages["base/evaluate"], self.out / "base" / "heldout")
         base = {
             "heldout": base_eval,
             "heldout_loss": stages["base/loss"]["loss"],
@@ -353,6 +399,7 @@ class _Run:
             if f"{key}/loss" not in stages:
                 break
             got = {name: stages[f"{key}/{name}"] for name in names}
+            got["evaluate"] = self.with_families(got["evaluate"], self.out / key / "heldout")
             tuned = got["evaluate"]["rewards"]
             rounds.append(
                 {
@@ -385,3 +432,16 @@ class _Run:
         write_atomic(self.out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
         write_plot(report, self.out / PLOT_FILE)
         return report
+
+
+def cap_direct(traces: list[Trace], tasks: dict[str, Task], share: float | None) -> tuple[list[Trace], int]:
+    """``traces`` with no-tool ones (a task with neither ideal calls nor a solution) dropped, last
+    first, until they are at most ``share`` of what is left, and how many were dropped. ``None``:
+    all kept. Earlier rounds' traces come first in ``traces``, so they are the last to go."""
+    if share is None:
+        return traces, 0
+    direct = [i for i, t in enumerate(traces) if t.task_id in tasks and is_no_tool(tasks[t.task_id])]
+    others = len(traces) - len(direct)
+    allowed = int(share * others / (1 - share))  # direct / (direct + others) <= share
+    drop = set(direct[allowed:])
+    return [t for i, t in enumerate(traces) if i not in drop], len(drop)

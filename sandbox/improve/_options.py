@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox.records import SandboxError, Task, read_tasks
@@ -18,9 +18,15 @@ class ImproveOptions:
     (temperature 0.8); evaluation is greedy unless ``eval_temperature`` says otherwise, with the
     same seeds for the base and every tuned model."""
 
-    tasks: Path  # the train tasks
-    heldout: Path  # the held-out tasks: no id in common with ``tasks``
+    tasks: Path | None  # the train tasks (None: made from ``family``)
+    heldout: Path | None  # the held-out tasks: no id in common with ``tasks``
     out: Path  # the improve folder
+    # Or tasks made by sandbox.tasks: ``train_n`` train and ``heldout_n`` held-out tasks of each
+    # comma-separated family (``all``: that many in total, round-robin), held-out values unseen in
+    # training, written to OUT/tasks/ (:func:`family_tasks`).
+    family: str | None = None
+    train_n: int = 20
+    heldout_n: int = 10
     servers: Path = Path("servers/mcp.json")
     model: Path | None = None  # the base GGUF (default: the embedded SmolLM2-135M)
     rounds: int = 1
@@ -29,6 +35,9 @@ class ImproveOptions:
     reward: str = "outcome"  # the reward a sample must reach to be kept
     threshold: float = 1.0
     demos: bool = True  # add the oracle's demonstration where no sample of a task was kept
+    # At most this share of the trained traces answers a no-tool question (the rest are dropped,
+    # last first), so that direct answers do not teach the model to skip tools. None: no cap.
+    direct_share: float | None = None
     eval_n: int = 1  # samples per held-out task
     eval_temperature: float = 0.0
     max_steps: int = 6
@@ -37,6 +46,7 @@ class ImproveOptions:
     n_ctx: int = 4096
     parallel: int = 1
     threads: int | None = None
+    start_timeout: float = 30.0  # seconds each MCP server may take to start (raise it under load)
     seed: int = 0
     rewards: str = "all"
     # training (sandbox.train)
@@ -51,10 +61,8 @@ class ImproveOptions:
     overwrite: bool = False
 
 
-def check_options(options: ImproveOptions) -> tuple[list[Task], list[Task]]:
-    """The settings and both task files, checked: the train and held-out tasks, or one line saying
-    what to fix (a missing file, a held-out id or prompt that is also a train task's, bad numbers)."""
-    problems = [
+def _problems(options: ImproveOptions) -> list[tuple[bool, str]]:
+    return [
         (options.rounds < 1, "--rounds must be at least 1"),
         (options.n < 1 or options.eval_n < 1, "--n and --eval-n must be at least 1"),
         (options.temperature < 0 or options.eval_temperature < 0, "temperatures must be 0 or more"),
@@ -64,10 +72,28 @@ def check_options(options: ImproveOptions) -> tuple[list[Task], list[Task]]:
         (options.steps is not None and options.steps < 1, "--steps must be at least 1"),
         (not options.epochs > 0, "--epochs must be positive"),
         (options.resume and options.overwrite, "--resume and --overwrite exclude each other"),
+        (not options.start_timeout > 0, "--start-timeout must be positive"),
+        (
+            options.direct_share is not None and not 0 <= options.direct_share < 1,
+            "--direct-share must be in [0, 1)",
+        ),
+        (options.train_n < 1 or options.heldout_n < 1, "--train-n and --heldout-n must be at least 1"),
     ]
-    for failed, message in problems:
+
+
+def check_settings(options: ImproveOptions) -> None:
+    """The settings alone, before any file is read or made: one line naming the first to fix."""
+    for failed, message in _problems(options):
         if failed:
             raise ImproveError(message)
+
+
+def check_options(options: ImproveOptions) -> tuple[list[Task], list[Task]]:
+    """The settings and both task files, checked: the train and held-out tasks, or one line saying
+    what to fix (a missing file, a held-out id or prompt that is also a train task's, bad numbers)."""
+    check_settings(options)
+    if options.tasks is None or options.heldout is None:
+        raise ImproveError("pass --tasks and --heldout, or --family")
     for flag, path in (
         ("--tasks", options.tasks),
         ("--heldout", options.heldout),
@@ -91,3 +117,34 @@ def check_options(options: ImproveOptions) -> tuple[list[Task], list[Task]]:
             f"held-out task(s) {', '.join(same[:3])} ask a train task's prompt: held-out tasks must be unseen"
         )
     return train, heldout
+
+
+TASKS_FOLDER = "tasks"
+
+
+def family_tasks(options: ImproveOptions) -> ImproveOptions:
+    """``options`` with ``tasks`` and ``heldout`` made from ``family`` (train seed 1, held-out seed 2:
+    the same files on every run) into OUT/tasks/, or ``options`` as given when it names no family."""
+    if options.family is None:
+        return options
+    if options.tasks is not None or options.heldout is not None:
+        raise ImproveError("--family makes the tasks: leave out --tasks and --heldout")
+    check_settings(options)
+    if options.out.exists() and not options.out.is_dir():
+        raise ImproveError(f"-o {options.out} is a file; an improve run is a folder")
+    from sandbox.tasks import ALL, FAMILIES, make_tasks, write_tasks
+
+    names = [name.strip() for name in options.family.split(",") if name.strip()]
+    unknown = [name for name in names if name != ALL and name not in FAMILIES]
+    if not names or unknown:
+        raise ImproveError(
+            f"--family {options.family!r}: unknown family; pick from {', '.join((ALL, *FAMILIES))}"
+        )
+    folder = options.out / TASKS_FOLDER
+    files = {"train": folder / "train.jsonl", "heldout": folder / "heldout.jsonl"}
+    for split, count, seed in (("train", options.train_n, 1), ("heldout", options.heldout_n, 2)):
+        tasks = [
+            task for name in names for task in make_tasks(name, count, seed, split, servers=options.servers)
+        ]
+        write_tasks(tasks, files[split], overwrite=True)
+    return replace(options, tasks=files["train"], heldout=files["heldout"])

@@ -34,12 +34,15 @@ class Evaluation:
     direct_answers: float | None = None  # share of no-tool traces answered with no call
     stops: dict[str, int] = field(default_factory=dict)
     mean_steps: float = 0.0
+    # family (the first word of a task's id) -> traces and outcome mean
+    families: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _no_tool(task: Task) -> bool:
+def is_no_tool(task: Task) -> bool:
+    """A question to answer directly: the task has neither ideal calls nor a solution."""
     return not task.ideal_calls and not task.solution
 
 
@@ -51,7 +54,7 @@ def evaluate_traces(traces: Sequence[Trace], tasks: Mapping[str, Task]) -> Evalu
     means = {
         name: tally.sums[name] / tally.scored[name] for name in sorted(tally.seen) if tally.scored.get(name)
     }
-    no_tool = [t for t in traces if t.task_id in tasks and _no_tool(tasks[t.task_id])]
+    no_tool = [t for t in traces if t.task_id in tasks and is_no_tool(tasks[t.task_id])]
     direct = [t for t in no_tool if t.stop_reason == "answer" and not t.tool_calls]
     return Evaluation(
         traces=len(traces),
@@ -60,7 +63,27 @@ def evaluate_traces(traces: Sequence[Trace], tasks: Mapping[str, Task]) -> Evalu
         direct_answers=len(direct) / len(no_tool) if no_tool else None,
         stops=dict(Counter(t.stop_reason for t in traces)),
         mean_steps=sum(len(t.steps) for t in traces) / len(traces) if traces else 0.0,
+        families=_families(traces, tasks),
     )
+
+
+def family_of(task: Task) -> str:
+    """A task's family: the first word of its id (``sandbox.tasks`` starts each id with it)."""
+    return task.id.split("-")[0]
+
+
+def _families(traces: Sequence[Trace], tasks: Mapping[str, Task]) -> dict[str, dict[str, float]]:
+    sums: dict[str, list[float]] = {}
+    for trace in traces:
+        task = tasks.get(trace.task_id)
+        score = trace.rewards.get("outcome")
+        if task is None or score is None or score.value is None:
+            continue
+        sums.setdefault(family_of(task), []).append(score.value)
+    return {
+        name: {"traces": len(values), "outcome": round(sum(values) / len(values), 4)}
+        for name, values in sorted(sums.items())
+    }
 
 
 def write_plot(report: Mapping[str, Any], path: Path) -> Path:

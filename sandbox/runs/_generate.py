@@ -201,7 +201,9 @@ async def _run_pending(
     # A run folder keeps its servers' stderr (servers.log, appended by each invocation); a trace
     # file's run leaves it to the hub (the temporary folder, removed unless a server failed).
     log = spec.out / SERVERS_LOG if isinstance(sink, RunFolder) else None
-    async with ToolHub(servers, call_timeout=spec.call_timeout, log_path=log) as hub:
+    async with ToolHub(
+        servers, call_timeout=spec.call_timeout, start_timeout=spec.start_timeout, log_path=log
+    ) as hub:
 
         async def worker() -> None:
             for task, sample in queue:  # one shared iterator: each pair goes to one worker

@@ -88,7 +88,12 @@ class EpisodeWorker:
             _, servers, self._rewards = check_run_inputs(options)
             self._limits = options.limits
             self._model = open_model(options)
-            async with ToolHub(servers, call_timeout=options.call_timeout, pool_size=options.parallel) as hub:
+            async with ToolHub(
+                servers,
+                call_timeout=options.call_timeout,
+                start_timeout=options.start_timeout,
+                pool_size=options.parallel,
+            ) as hub:
                 self._hub = hub
                 self._ready.set()
                 await self._stop.wait()

@@ -82,6 +82,7 @@ class RunSpec:
     n_gpu_layers: int = -1
     threads: int | None = None  # llama.cpp threads (None: every core; a Ray worker: the CPUs it reserves)
     call_timeout: float = 30.0
+    start_timeout: float = 30.0  # seconds each MCP server may take to start (raise it under load)
     only: tuple[str, ...] = ()
     http: HttpModelOptions | None = None  # set: the model is behind an HTTP server, not --model
     # Ray: an address for ray.init ("local" starts a private instance), workers (actors), and the CPUs
@@ -126,6 +127,7 @@ def check_spec(spec: RunSpec) -> None:
         (spec.max_tokens < 1 or spec.token_budget < 1, "--max-tokens and --token-budget must be positive"),
         (spec.max_steps < 1, "--max-steps must be at least 1"),
         (spec.call_timeout <= 0, "--call-timeout must be positive"),
+        (spec.start_timeout <= 0, "--start-timeout must be positive"),
         (spec.threads is not None and spec.threads < 1, "--threads must be at least 1"),
         (spec.n_ctx < 2 * MIN_COMPLETION_TOKENS, f"--n-ctx must be at least {2 * MIN_COMPLETION_TOKENS}"),
         (

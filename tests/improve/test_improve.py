@@ -11,11 +11,22 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from sandbox.improve import PLOT_FILE, REPORT_FILE, STATE_FILE, ImproveError, ImproveOptions, improve
-from sandbox.records import read_traces
+from sandbox.improve import (
+    PLOT_FILE,
+    REPORT_FILE,
+    STATE_FILE,
+    ImproveError,
+    ImproveOptions,
+    cap_direct,
+    family_tasks,
+    improve,
+)
+from sandbox.records import read_tasks, read_traces
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
@@ -114,6 +125,12 @@ def test_bad_input_is_one_error_before_anything_runs(tmp_path: Path) -> None:
         ({"heldout": overlap}, r"1 held-out task id\(s\) are also train tasks \(no-tool-two-plus-two\)"),
         ({"rounds": 0}, "--rounds must be at least 1"),
         ({"resume": True, "overwrite": True}, "exclude each other"),
+        ({"start_timeout": 0.0}, "--start-timeout must be positive"),
+        ({"direct_share": 1.0}, r"--direct-share must be in \[0, 1\)"),
+        ({"family": "calculator"}, "--family makes the tasks: leave out --tasks and --heldout"),
+        ({"tasks": None}, "pass --tasks and --heldout, or --family"),
+        ({"family": "nope", "tasks": None, "heldout": None}, "--family 'nope': unknown family"),
+        ({"family": "calculator", "tasks": None, "heldout": None, "train_n": 0}, "--train-n"),
     ]
     for changes, message in cases:
         options = replace(replace(_options(tmp_path), tasks=train), **changes)  # type: ignore[arg-type]
@@ -142,3 +159,50 @@ def test_a_folder_of_other_files_or_an_unfinished_choice_is_refused(tmp_path: Pa
     (options.out / STATE_FILE).write_text('{"options": {}, "stages": {}}', encoding="utf-8")
     with pytest.raises(ImproveError, match="pass --resume to continue it or --overwrite"):
         improve(options)
+
+
+def test_family_makes_disjoint_splits_into_the_folder_the_same_every_time(tmp_path: Path) -> None:
+    options = _options(tmp_path, tasks=None, heldout=None, family="calculator,direct", train_n=3, heldout_n=2)
+    made = family_tasks(options)
+    assert made.tasks == options.out / "tasks" / "train.jsonl"
+    assert made.heldout == options.out / "tasks" / "heldout.jsonl"
+    train, heldout = read_tasks(made.tasks), read_tasks(made.heldout)
+    assert len(train) == 6 and len(heldout) == 4
+    assert {t.id.split("-")[0] for t in train} == {"calculator", "direct"}
+    assert not {t.id for t in train} & {t.id for t in heldout}
+    first = made.tasks.read_bytes()
+    family_tasks(options)
+    assert made.tasks.read_bytes() == first  # a --resume sees the same files (the fingerprint holds)
+
+
+def test_the_cli_family_path_refuses_an_unknown_family_in_one_line(tmp_path: Path, sandbox_cli) -> None:
+    result = sandbox_cli("improve", "--family", "weather,nope", "-o", str(tmp_path / "out"), timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown family" in lines[0], lines
+
+
+def test_the_direct_cap_keeps_tool_traces_and_the_earliest_direct_ones(tmp_path: Path) -> None:
+    tasks = {t.id: t for t in read_tasks(_task_file(tmp_path / "t.jsonl", TRAIN_IDS))}
+    tool, direct = TRAIN_IDS  # calc-pens-word-problem has calls; no-tool-two-plus-two has none
+    order = [direct, tool, direct, tool, direct, direct]
+    traces: list[Any] = [SimpleNamespace(task_id=i) for i in order]
+    kept, dropped = cap_direct(traces, tasks, 0.5)
+    assert dropped == 2 and kept == traces[:4]
+    assert cap_direct(traces, tasks, None) == (traces, 0)
+    kept, dropped = cap_direct(traces, tasks, 0.0)
+    assert dropped == 4 and {t.task_id for t in kept} == {tool}
+
+
+def test_resume_counts_an_option_added_since_the_run_started_as_its_default(tmp_path: Path) -> None:
+    from sandbox.improve._loop import _fingerprint
+
+    options = _options(tmp_path)
+    older = {k: v for k, v in _fingerprint(options).items() if k not in ("direct_share", "family")}
+    options.out.mkdir()
+    (options.out / STATE_FILE).write_text(json.dumps({"options": older, "stages": {}}), encoding="utf-8")
+    # Only the setting really changed is named: the options the old state lacks are at their default.
+    with pytest.raises(ImproveError, match=r"other settings \(threshold\)"):
+        improve(replace(options, resume=True, threshold=0.5))
+    with pytest.raises(ImproveError, match=r"other settings \(direct_share\)"):
+        improve(replace(options, resume=True, direct_share=0.2))
