@@ -72,6 +72,7 @@ def run_stoppable(main: Callable[[], Awaitable[T]]) -> T:
     )
     interrupted = False
     finished: list[T] = []
+    failed: list[Exception] = []
 
     async def guarded() -> None:
         nonlocal interrupted
@@ -94,10 +95,15 @@ def run_stoppable(main: Callable[[], Awaitable[T]]) -> T:
             if watch:
                 await group.start(watcher)
             with work:
-                finished.append(await main())
+                try:
+                    finished.append(await main())
+                except Exception as exc:  # raised as itself below, not inside this group's ExceptionGroup
+                    failed.append(exc)
             group.cancel_scope.cancel()
 
     anyio.run(guarded)
+    if failed:
+        raise failed[0]
     if not finished:
         raise KeyboardInterrupt
     return finished[0]

@@ -196,8 +196,8 @@ def test_episode_format_without_a_template_is_tags() -> None:
 class CallsOnly(Format):
     """The Hermes format whose grammar leaves out the answer: a small model must call."""
 
-    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True) -> str:
-        return super().grammar(tools, allow_answer=False)
+    def grammar(self, tools: list[ToolSpec], allow_answer: bool = True, max_tokens: int | None = None) -> str:
+        return super().grammar(tools, allow_answer=False, max_tokens=max_tokens)
 
 
 @pytest.fixture(scope="module")

@@ -206,7 +206,8 @@ async def test_a_server_that_prints_non_json_at_start_is_named_at_once(
     )
     assert "did not answer" not in message
     assert not [r for r in caplog.records if "JSONRPC" in r.getMessage()]  # no traceback per line
-    assert log.read_text().count("\n") < 10
+    # No traceback per line in the log either (an empty log is not left behind at all).
+    assert not log.exists() or log.read_text().count("\n") < 10
 
 
 @pytest.mark.anyio

@@ -6,6 +6,7 @@ what was already written is kept."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -65,9 +66,13 @@ def in_tmpfs(
     )
 
 
+PROGRESS = re.compile(r"\[\d+/\d+\] ")
+
+
 def _one_error(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # Besides the progress lines of finished episodes ("[k/N] ..."), exactly one line: the error.
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not PROGRESS.match(line)]
     assert len(lines) == 1, done.stderr[-2000:]
     assert lines[0].startswith("error: ")
     return lines[0]
