@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--token-budget", type=int, default=1024)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)

@@ -452,6 +452,12 @@ def demos(
     ),
     rewards: RewardNames = "all",
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            help="The turn limit of the runs these demos train for: thoughts fit its constrained turn."
+        ),
+    ] = 8192,
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Only these task ids.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start the run in --out again, drop its traces.")] = False,
@@ -467,6 +473,7 @@ def demos(
         out=out,
         rewards=rewards,
         max_steps=max_steps,
+        max_tokens=max_tokens,
         only=tuple(task_id or ()),
         resume=resume,
         overwrite=overwrite,

@@ -41,7 +41,7 @@ from sandbox.records import (
     Trace,
     code_version,
 )
-from sandbox.turns import Format, choose_format
+from sandbox.turns import Format, choose_format, compact_result
 
 Mode = Literal["constrained", "free"]
 
@@ -197,7 +197,7 @@ async def run_episode(
             if reader is not None and resources:
                 update["state"] = await read_states(reader, resources)
             step = step.model_copy(update=update)
-            shown = f"ERROR: {result.text}" if result.is_error else result.text
+            shown = f"ERROR: {result.text}" if result.is_error else compact_result(result.text)
             messages.append(
                 Message(
                     role="tool",

@@ -26,7 +26,10 @@ Thoughts come in two styles (``thoughts``), each one short stated template:
   is done."`` for a task judged on the servers' state), the
   excerpt taken around the answer's mention in the last result that shares most words with the
   question (its first mention, else the result's start); with no
-  call: ``"This needs no tool: I can answer it directly."``
+  call: ``"This needs no tool: I can answer it directly."``. Under a token limit each thought fits
+  the thought budget of a constrained turn (:func:`sandbox.turns.turn_bounds`): the reason, then the
+  arguments, then the excerpt are left out until it does, so a demonstration never thinks what the
+  constrained decoder would cut off.
 
 A prompt that no task has, a prompt two tasks share with different plans, or an ideal call whose
 required arguments are open raises :class:`OracleError` (a task file to fix, one line). The episode
@@ -44,7 +47,16 @@ from typing import Any, Literal
 
 from sandbox.models._base import ModelRequest, ModelResponse, SyncModel
 from sandbox.records import JSONObject, ModelInfo, SandboxError, Task, ToolCall, ToolSpec, Usage
-from sandbox.turns import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, render_call
+from sandbox.turns import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    fit_text,
+    render_call,
+    text_width,
+    turn_bounds,
+)
 
 OPTIONAL_ARGUMENT = ""  # BFCL's mark: the argument may be left out
 
@@ -91,6 +103,8 @@ ThoughtStyle = Literal["reference", "demo"]
 THOUGHT_STYLES: tuple[ThoughtStyle, ...] = ("reference", "demo")
 EXCERPT_CHARS = 80  # the most of a tool result a demo's answer thought quotes
 NO_TOOL_THOUGHT = "This needs no tool: I can answer it directly."
+NO_TOOL_SHORT = "No tool needed."
+MIN_EXCERPT_CHARS = 24  # a shorter excerpt says too little to quote: the thought keeps the conclusion only
 
 
 def call_thought(index: int, total: int, name: str) -> str:
@@ -116,16 +130,44 @@ def _argument_text(arguments: JSONObject) -> str:
     return ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in arguments.items())
 
 
-def demo_call_thought(call: PlannedCall, tools: Sequence[ToolSpec], earlier: Sequence[str]) -> str:
+def _fitted(candidates: Sequence[str], width: int | None) -> str:
+    """The first of ``candidates`` (longest first) that fits ``width`` (None: the first), else the
+    last one cut to fit: a demonstration thinks only what the constrained turn lets a model write."""
+    if width is None:
+        return candidates[0]
+    for text in candidates:
+        if fit_text(text, width) == text:
+            return text
+    return fit_text(candidates[-1], width)
+
+
+def demo_call_thought(
+    call: PlannedCall, tools: Sequence[ToolSpec], earlier: Sequence[str], width: int | None = None
+) -> str:
     """A demonstration's thought before ``call``: which tool and why (from its description), and the
-    arguments; ``earlier`` names the tools already called in the episode."""
+    arguments; ``earlier`` names the tools already called in the episode. With ``width`` (the
+    thought budget of a constrained turn, :func:`sandbox.turns.turn_bounds`), the reason, then the
+    arguments, are left out until it fits."""
     arguments = _argument_text(call.arguments)
     if call.name in earlier:
-        return f"I call the {call.name} tool again, now with {arguments}."
+        return _fitted(
+            [
+                f"I call the {call.name} tool again, now with {arguments}.",
+                f"I call the {call.name} tool again.",
+            ],
+            width,
+        )
     spec = next((tool for tool in tools if tool.name == call.name), None)
     why = _first_sentence(spec.description) if spec is not None and spec.description.strip() else ""
     why = why[0].lower() + why[1:] if why else "it does what this question needs."
-    return f"I need the {call.name} tool: {why} I call it with {arguments}."
+    return _fitted(
+        [
+            f"I need the {call.name} tool: {why} I call it with {arguments}.",
+            f"I need the {call.name} tool. I call it with {arguments}.",
+            f"I need the {call.name} tool.",
+        ],
+        width,
+    )
 
 
 _RESPONSE_RE = re.compile(r"^\s*<tool_response[^>]*>\s*(.*?)\s*(?:</tool_response>)?\s*$", re.S)
@@ -162,13 +204,25 @@ def result_excerpt(result: str, answer: str, context: str = "", limit: int = EXC
     return ("... " if start > 0 else "") + excerpt + (" ..." if start + limit < len(text) else "")
 
 
-def demo_answer_thought(tool: str | None, result: str | None, answer: str, question: str = "") -> str:
+def demo_answer_thought(
+    tool: str | None, result: str | None, answer: str, question: str = "", width: int | None = None
+) -> str:
     """A demonstration's thought before the answer: what the last result said, and the answer
-    (:data:`DONE_ANSWER`: that the work is done)."""
+    (:data:`DONE_ANSWER`: that the work is done). With ``width`` (as for :func:`demo_call_thought`)
+    the excerpt shrinks to fit, down to :data:`MIN_EXCERPT_CHARS`, then goes."""
     if tool is None or result is None:
-        return NO_TOOL_THOUGHT
+        return _fitted([NO_TOOL_THOUGHT, NO_TOOL_SHORT], width)
     conclusion = "So it is done." if answer == DONE_ANSWER else f"So the answer is {answer}."
-    return f"The {tool} result says: {result_excerpt(result, answer, question)} {conclusion}"
+    head = f"The {tool} result says: "
+    limits = [EXCERPT_CHARS]
+    if width is not None:
+        room = width - text_width(head + " " + conclusion) - 8  # 8: the "... " and " ..." marks
+        limits = [limit for limit in (EXCERPT_CHARS, room) if MIN_EXCERPT_CHARS <= limit <= EXCERPT_CHARS]
+    candidates = [
+        f"{head}{fit_text(result_excerpt(result, answer, question, limit), limit + 8)} {conclusion}"
+        for limit in limits
+    ]
+    return _fitted([*candidates, conclusion], width)
 
 
 def turn_text(thought: str, action: str) -> str:
@@ -241,16 +295,24 @@ class OracleModel(SyncModel):
         call = plan[written]
         if self.thoughts == "reference":
             return call_thought(written, len(plan), call.name)
-        return demo_call_thought(call, request.tools, [c.name for c in plan[:written]])
+        earlier = [c.name for c in plan[:written]]
+        return demo_call_thought(call, request.tools, earlier, _thought_width(request))
 
     def _answer_thought(self, request: ModelRequest, plan: Sequence[PlannedCall], task: Task) -> str:
         if self.thoughts == "reference":
             return answer_thought(len(plan))
         results = [m for m in request.messages if m.role == "tool"]
+        width = _thought_width(request)
         if not plan or not results:
-            return demo_answer_thought(None, None, oracle_answer(task))
+            return demo_answer_thought(None, None, oracle_answer(task), width=width)
         last = results[-1]
-        return demo_answer_thought(last.name or plan[-1].name, last.content, oracle_answer(task), task.prompt)
+        tool = last.name or plan[-1].name
+        return demo_answer_thought(tool, last.content, oracle_answer(task), task.prompt, width)
+
+
+def _thought_width(request: ModelRequest) -> int | None:
+    """The thought budget of a constrained turn under the request's token limit (None: no limit)."""
+    return turn_bounds(request.sampling.max_tokens)[0] if request.sampling.max_tokens else None
 
 
 def _check_open_arguments(task: Task, call: PlannedCall, tools: Sequence[ToolSpec]) -> None:

@@ -93,11 +93,19 @@ def build(world: World, question: Question, rng: random.Random) -> Task:
     concrete = {"location": place, "date": date_argument(world, date)}
     fields: dict[str, Any] = {"id": question.id, "servers": [NAME], "answer_match": "number"}
     tags = [NAME, value_tag(PLACE, place)]
-    hourly_call = ideal("get_hourly_forecast", **arguments)
     daily_call = ideal("get_daily_forecast", **arguments)
     if hour is not None:
-        fields["ideal_calls"] = [hourly_call]
-        fields["solution"] = [solution("get_hourly_forecast", **concrete)]
+        # Any range that holds the hour reads the same value; the reference asks for that hour alone,
+        # so its result is one hour's line, not the whole day's 24 (what a demonstration teaches).
+        fields["ideal_calls"] = [
+            ideal(
+                "get_hourly_forecast",
+                **arguments,
+                start_hour=["", *range(0, hour + 1)],
+                end_hour=["", *range(hour, 24)],
+            )
+        ]
+        fields["solution"] = [solution("get_hourly_forecast", **concrete, start_hour=hour, end_hour=hour)]
         tags.append("hourly")
         at = f"at {hour_phrase(hour)} {day}"
     else:

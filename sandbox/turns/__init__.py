@@ -46,11 +46,16 @@ from sandbox.turns._turn import (
     action_end,
     bounded_schema,
     build_grammar,
+    card_schema,
+    compact_result,
     complete_turn,
+    fit_text,
     parse_turn,
     render_call,
     render_result,
     system_prompt,
+    text_width,
+    turn_bounds,
 )
 
 __all__ = [
@@ -73,9 +78,12 @@ __all__ = [
     "action_end",
     "bounded_schema",
     "build_grammar",
+    "card_schema",
+    "compact_result",
     "call_parts",
     "choose_format",
     "complete_turn",
+    "fit_text",
     "detect_format",
     "format_from_label",
     "openai_call",
@@ -86,5 +94,7 @@ __all__ = [
     "render_result",
     "reply_turn_text",
     "system_prompt",
+    "text_width",
+    "turn_bounds",
     "unwrap_result",
 ]

@@ -117,7 +117,53 @@ def system_prompt(tools: list[ToolSpec], task_system: str | None = None) -> str:
 
 
 def _tool_card(tool: ToolSpec) -> dict[str, Any]:
-    return {"name": tool.name, "description": tool.description, "parameters": tool.input_schema}
+    return {"name": tool.name, "description": tool.description, "parameters": card_schema(tool.input_schema)}
+
+
+# Schema keywords that say nothing a caller needs: generated titles ("LocationArguments"), the
+# dialect, and a closed object (the grammar and the server enforce it; the card lists every key).
+_CARD_DROPPED = frozenset({"title", "$schema", "additionalProperties"})
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONES = ("items", "not", "if", "then", "else", "contains")
+
+
+def card_schema(schema: Any) -> Any:
+    """``schema`` as a tool card shows it: the same constraints without the keywords in
+    :data:`_CARD_DROPPED` (``additionalProperties`` stays where it is itself a schema) and without
+    bounds no call reaches (:func:`_unreachable`). Property names are kept whatever they are, a
+    property called ``title`` included."""
+    if not isinstance(schema, dict):
+        return schema
+    card: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            card[key] = {name: card_schema(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            card[key] = [card_schema(sub) for sub in value]
+        elif key in _SCHEMA_ONES or (key == "additionalProperties" and isinstance(value, dict)):
+            card[key] = card_schema(value)
+        elif key not in _CARD_DROPPED and not _unreachable(key, value):
+            card[key] = value
+    return card
+
+
+# Bounds no call comes near are implementation limits (an int64 maximum, a megabyte of text): the
+# grammar and the server still hold them, the card leaves them out.
+_HUGE_COUNT = 1000
+_HUGE_NUMBER = 2**31
+
+
+def _unreachable(key: str, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if key in ("maxLength", "maxItems", "maxProperties"):
+        return value >= _HUGE_COUNT
+    if key in ("maximum", "exclusiveMaximum"):
+        return value >= _HUGE_NUMBER
+    if key in ("minimum", "exclusiveMinimum"):
+        return value <= -_HUGE_NUMBER
+    return False
 
 
 # --------------------------------------------------------------------------- parsing (free mode)
@@ -401,6 +447,31 @@ def render_call(call: ToolCall) -> str:
     return f"{CALL_OPEN}\n{dumps({'name': call.name, 'arguments': call.arguments})}\n{CALL_CLOSE}"
 
 
+def compact_result(text: str) -> str:
+    """A result that is one JSON document, as compact JSON (servers often indent theirs: the model
+    pays a token for every indent); any other text as it is. The step keeps the server's text."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return text
+    try:
+        value = json.loads(stripped, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # not JSON, a repeated key, NaN, or nested past the stack
+        return text
+    compact = dumps(value)
+    return compact if len(compact) < len(text) else text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a repeated key")  # re-dumping would drop one of them
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def render_result(name: str, text: str) -> str:
     """A tool result as the model reads it in the next message."""
     return f"<tool_response name={json.dumps(name)}>\n{text}\n</tool_response>"
@@ -474,6 +545,29 @@ _TEXT_CLASSES = {
 _TEXT_BYTES = "textbytes"
 # A string cap a tool's arrays give items up for: the most items that leave strings this long.
 _STRING_TARGET = 64
+
+
+def text_width(text: str) -> int:
+    """The bytes a thought or answer takes of its grammar's budget: one per ASCII character, four
+    per other character (the grammar's widest class), whatever its UTF-8 length."""
+    return sum(1 if ord(char) < 0x80 else 4 for char in text)
+
+
+def fit_text(text: str, width: int) -> str:
+    """``text`` as the grammar's thought rule can write it: no ``<`` (the rule has none, so a thought
+    cannot open a tag), and at most ``width`` (:func:`text_width`), cut after the last whole word."""
+    text = text.replace("<", "(")
+    if text_width(text) <= width:
+        return text
+    used, end = 0, 0
+    for index, char in enumerate(text):
+        used += 1 if ord(char) < 0x80 else 4
+        if used > width:
+            break
+        end = index + 1
+    cut = text[:end]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut).rstrip(" ,:;")
 
 
 def turn_bounds(max_tokens: int | None) -> tuple[int, int]:

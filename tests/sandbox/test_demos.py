@@ -1,14 +1,18 @@
 """Demonstrations: the oracle's gold episodes with demo thoughts, through the real servers (stdio MCP)."""
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox.models import OracleError, OracleModel
-from sandbox.models._oracle import result_excerpt
-from sandbox.records import read_tasks, read_traces
+from sandbox.models._oracle import PlannedCall, demo_call_thought, result_excerpt
+from sandbox.records import Task, Trace, read_tasks, read_traces
 from sandbox.runs import TRACES_FILE, RunSpec, select_rewards, write_demos
+from sandbox.turns import fit_text, text_width, turn_bounds
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = ROOT / "sandbox" / "data" / "seed.jsonl"
@@ -22,11 +26,10 @@ def _family_tasks(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("source", ["seed", "families"])
-def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: Path, source: str) -> None:
-    task_file = SEED_FILE if source == "seed" else _family_tasks(tmp_path)
-    spec = RunSpec(tasks=task_file, servers=ROOT / "servers" / "mcp.json", out=tmp_path / "demos")
-    summary = anyio.run(write_demos, spec)
+def _write_and_check(tmp_path: Path, task_file: Path, **spec: Any) -> list[tuple[Trace, Task]]:
+    """Demos of ``task_file`` through the real servers; each reaches every declared reward maximum."""
+    run = RunSpec(tasks=task_file, servers=ROOT / "servers" / "mcp.json", out=tmp_path / "demos", **spec)
+    summary = anyio.run(write_demos, run)
     traces = read_traces(tmp_path / "demos" / TRACES_FILE)
     tasks = {task.id: task for task in read_tasks(task_file)}
     assert summary.written == len(traces) == len(tasks)
@@ -42,6 +45,14 @@ def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: 
             if best is not None and value is not None:
                 checked += 1
                 assert value >= best - 1e-9, (trace.task_id, name, value, best)
+    assert checked > len(traces)  # several rewards declare a maximum on every task
+    return [(trace, tasks[trace.task_id]) for trace in traces]
+
+
+@pytest.mark.parametrize("source", ["seed", "families"])
+def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: Path, source: str) -> None:
+    task_file = SEED_FILE if source == "seed" else _family_tasks(tmp_path)
+    for trace, task in _write_and_check(tmp_path, task_file):
         thoughts = [step.thought or "" for step in trace.steps]
         assert not any("Reference" in t or "reference" in t for t in thoughts)
         if task.solution:
@@ -50,7 +61,24 @@ def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: 
             assert len(set(thoughts)) == len(thoughts)
         else:
             assert thoughts == ["This needs no tool: I can answer it directly."]
-    assert checked > len(traces)  # several rewards declare a maximum on every task
+
+
+@pytest.mark.parametrize("max_tokens", [256, 384])
+def test_demo_thoughts_fit_the_constrained_turn_of_their_token_limit(tmp_path: Path, max_tokens: int) -> None:
+    """A demonstration thinks only what a constrained turn under the same limit lets a model write
+    (the grammar's thought budget), so training on it teaches a turn the decoder can produce; the
+    shorter thoughts still reach every reward maximum, and a larger limit keeps more of them."""
+    width = turn_bounds(max_tokens)[0]
+    steps = 0
+    for trace, _ in _write_and_check(tmp_path, _family_tasks(tmp_path), max_tokens=max_tokens):
+        for step in trace.steps:
+            steps += 1
+            thought = step.thought or ""
+            assert thought and text_width(thought) <= width and "<" not in thought, (trace.task_id, thought)
+            assert len(step.raw_text.encode()) <= max_tokens, trace.task_id
+    assert steps > 10
+    unlimited = demo_call_thought(PlannedCall("calculate", {"expression": "88 / 11"}), [], [])
+    assert text_width(unlimited) > turn_bounds(256)[0]  # so the 256 case above did cut it
 
 
 def test_the_answer_thought_quotes_the_mention_that_fits_the_question() -> None:
@@ -69,3 +97,29 @@ def test_the_answer_thought_quotes_the_mention_that_fits_the_question() -> None:
 def test_an_unknown_thought_style_is_one_clear_error() -> None:
     with pytest.raises(OracleError, match="thoughts must be one of"):
         OracleModel([], thoughts="chatty")  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.integers(min_value=0, max_value=200))
+def test_fit_text_is_a_prefix_within_its_width(text: str, width: int) -> None:
+    fitted = fit_text(text, width)
+    assert text_width(fitted) <= width and "<" not in fitted
+    assert text.replace("<", "(").startswith(fitted)
+    if text_width(text) <= width and "<" not in text:
+        assert fitted == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=160), st.sampled_from(["10", "Hello", "café", "Done."]))
+def test_demo_thoughts_fit_any_width(width: int, answer: str) -> None:
+    from sandbox.models._oracle import DONE_ANSWER, demo_answer_thought
+
+    result = '{"exact": "10", "title": "Hello", "note": "café <b>"}'
+    call = PlannedCall("write_file", {"path": "a/b.txt", "content": "pack for London"})
+    for thought in (
+        demo_call_thought(call, [], [], width),
+        demo_call_thought(call, [], ["write_file"], width),
+        demo_answer_thought("write_file", result, DONE_ANSWER if answer == "Done." else answer, "q", width),
+        demo_answer_thought(None, None, answer, width=width),
+    ):
+        assert text_width(thought) <= width and "<" not in thought

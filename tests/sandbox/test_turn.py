@@ -270,3 +270,123 @@ _nameless = st.recursive(
 def test_json_without_a_name_is_never_a_call(value: object) -> None:
     turn = parse_turn("Result: " + json.dumps(value), tool_names={"f"})
     assert turn.action == "answer"
+
+
+# --------------------------------------------------------------------------- tool cards
+
+
+def test_a_tool_card_drops_generated_titles_and_keeps_every_constraint() -> None:
+    from sandbox.turns import card_schema
+
+    schema = {
+        "title": "playArguments",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {"title": "Title", "type": "string", "maxLength": 20},
+            "tags": {"type": "array", "items": {"title": "Tag", "type": "string", "enum": ["a", "b"]}},
+            "extra": {"type": "object", "additionalProperties": {"title": "V", "type": "integer"}},
+            "pick": {
+                "anyOf": [{"title": "A", "type": "integer", "minimum": 1}, {"type": "null"}],
+                "default": None,
+            },
+        },
+        "required": ["title"],
+    }
+    card = card_schema(schema)
+    assert "title" not in card and "additionalProperties" not in card
+    assert list(card["properties"]) == ["title", "tags", "extra", "pick"]  # a property named title stays
+    assert card["properties"]["title"] == {"type": "string", "maxLength": 20}
+    assert card["properties"]["tags"]["items"] == {"type": "string", "enum": ["a", "b"]}
+    assert card["properties"]["extra"]["additionalProperties"] == {"type": "integer"}
+    assert card["properties"]["pick"] == {
+        "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+        "default": None,
+    }
+    assert card["required"] == ["title"]
+    assert schema["title"] == "playArguments"  # the tool's own schema is not changed
+
+
+def test_a_tool_card_leaves_out_bounds_no_call_comes_near() -> None:
+    from sandbox.turns import card_schema
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "offset": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            "delta": {"type": "integer", "minimum": -(2**63), "maximum": 23},
+            "content": {"type": "string", "minLength": 1, "maxLength": 1_000_000},
+            "path": {"type": "string", "maxLength": 999},
+            "flag": {"type": "boolean", "default": True},
+        },
+    }
+    card = card_schema(schema)["properties"]
+    assert card["offset"] == {"type": "integer", "minimum": 0}
+    assert card["delta"] == {"type": "integer", "maximum": 23}
+    assert card["content"] == {"type": "string", "minLength": 1}
+    assert card["path"] == {"type": "string", "maxLength": 999}
+    assert card["flag"] == {"type": "boolean", "default": True}
+
+
+_CARD_SCHEMAS = [
+    WEATHER.input_schema,
+    {
+        "title": "A",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "n": {"title": "N", "type": "integer", "minimum": -3, "maximum": 40},
+            "items": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"title": "I", "type": "string", "maxLength": 4},
+            },
+            "title": {"anyOf": [{"title": "T", "type": "string"}, {"type": "null"}]},
+        },
+        "required": ["n"],
+    },
+]
+
+
+@pytest.mark.parametrize("schema", _CARD_SCHEMAS)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_tool_card_accepts_what_its_schema_accepts(schema: dict, data: st.DataObject) -> None:  # type: ignore[type-arg]
+    """Dropping titles and a closed object only loosens: every instance of the schema fits its card."""
+    from hypothesis_jsonschema import from_schema
+
+    from sandbox.turns import card_schema
+
+    instance = data.draw(from_schema(schema))
+    jsonschema.validate(instance, card_schema(schema))
+
+
+# --------------------------------------------------------------------------- tool results
+
+
+def test_an_indented_json_result_is_shown_compact_and_means_the_same() -> None:
+    from sandbox.turns import compact_result
+
+    pretty = json.dumps({"hours": [{"hour": 20, "temp_f": 35, "note": "café"}]}, indent=2)
+    shown = compact_result(pretty)
+    assert shown == '{"hours": [{"hour": 20, "temp_f": 35, "note": "café"}]}'
+    assert json.loads(shown) == json.loads(pretty)
+    for text in ("12.5", "Paris", "[1, 2] and more", '{"a": 1, "a": 2}', '{"x": NaN}', "[" * 5000, ""):
+        assert compact_result(text) == text  # not one JSON document, or one re-dumping would change
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=20,
+    ),
+    st.sampled_from([None, 1, 2, 4]),
+)
+def test_a_compact_result_reads_back_as_the_same_value(value: object, indent: int | None) -> None:
+    from sandbox.turns import compact_result
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    shown = compact_result(text)
+    assert json.loads(shown) == value and len(shown) <= len(text)

@@ -198,6 +198,37 @@ def test_the_trap_is_warm_by_day_and_cold_at_the_hour(make: Callable[..., list[T
             assert [ideal.name for ideal in task.ideal_calls] == ["get_hourly_forecast"]
 
 
+async def _input_schema(tool: str) -> dict[str, Any]:
+    async with Client(servers.weather_server) as client:
+        listed = await client.list_tools()
+    return next(spec.input_schema for spec in listed.tools if spec.name == tool)
+
+
+def test_an_hour_question_accepts_any_range_that_holds_the_hour(make: Callable[..., list[Task]]) -> None:
+    """The reference asks for the hour alone (a one-line result); a call for the whole day or any
+    range around the hour matches the ideal call too, and a range that misses the hour does not."""
+    from rewards import check_call
+
+    hour_tasks = [task for task in make("weather", WEATHER_KINDS, 2, "train") if "hourly" in task.tags]
+    assert hour_tasks
+    schema = anyio.run(_input_schema, "get_hourly_forecast")
+    for task in hour_tasks:
+        hour = int(task.id.rsplit("-", 1)[1].removesuffix("h"))
+        reference = task.solution[0].arguments
+        assert (reference["start_hour"], reference["end_hour"]) == (hour, hour)
+
+        def matches(task: Task = task, **hours: int) -> bool:
+            where = task.solution[0].arguments
+            arguments = {"location": where["location"], "date": where["date"], **hours}
+            return check_call("get_hourly_forecast", arguments, task.ideal_calls[0], schema).ok
+
+        assert matches() and matches(start_hour=hour, end_hour=hour)
+        assert matches(start_hour=max(hour - 2, 0), end_hour=min(hour + 1, 23))
+        if hour < 23:
+            assert not matches(start_hour=hour + 1)
+        assert not matches(end_hour=hour - 1)  # the questions ask about 7am or later
+
+
 # --------------------------------------------------------------------------- bad input
 
 
