@@ -24,12 +24,19 @@ from sandbox.turns import Format, choose_format, detect_format, format_from_labe
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
-FAMILIES = {"hermes": "hermes", "qwen3": "hermes+think", "llama3": "llama3", "mistral": "mistral"}
+FAMILIES = {
+    "hermes": "hermes",
+    "qwen3": "hermes+think",
+    "llama3": "llama3",
+    "mistral": "mistral",
+    "functiongemma": "functiongemma",
+}
 NATIVE = [
     Format("hermes", think=False),
     Format("hermes", think=True),
     Format("llama3", False),
     Format("mistral", False),
+    Format("functiongemma", False),
 ]
 TASK = Task(
     id="calc",
@@ -134,6 +141,59 @@ def test_native_syntax_each_family_writes() -> None:
     assert hermes.parse("It is 369.").answer == "It is 369."  # plain text answers
 
 
+GEMMA = Format("functiongemma", think=False)
+
+
+def test_functiongemma_syntax_is_read_in_order_and_leniently() -> None:
+    call = "<start_function_call>call:calculate{expression:<escape>2*3<escape>}<end_function_call>"
+    later = "<start_function_call>call:other{}<end_function_call>"
+    text = "I will compute.\n" + call + "<start_function_response>response:calculate{value:9}" + later
+    parsed = GEMMA.parse(text)
+    assert parsed.call == ToolCall(id="call_0", name="calculate", arguments={"expression": "2*3"})
+    assert parsed.thought == "I will compute." and text[: parsed.end].endswith(call)  # the first call wins
+    assert GEMMA.action_end(text) == parsed.end
+    assert GEMMA.action_end(call[:-3]) is None  # not closed yet
+    # FunctionGemma's documents allow bare values: numbers, literals and unescaped words
+    bare = GEMMA.parse(
+        "<start_function_call>call:f{n:15,x:-2.5,ok:true,none:null,unit:celsius}<end_function_call>"
+    )
+    assert bare.call is not None
+    assert bare.call.arguments == {"n": 15, "x": -2.5, "ok": True, "none": None, "unit": "celsius"}
+    nested = GEMMA.parse("<start_function_call>call:f{a:[1,<escape>b, c}<escape>],o:{k:<escape>v<escape>}}")
+    assert nested.call is not None and nested.call.arguments == {"a": [1, "b, c}"], "o": {"k": "v"}}
+    # a stop string removes the closing tag; it is put back
+    assert GEMMA.complete(call.removesuffix("<end_function_call>")) == call
+    assert "<end_function_call>" in GEMMA.stop_strings and "<start_function_response>" in GEMMA.stop_strings
+    for broken, says in (
+        ("<start_function_call>call:f{x:<escape>open}<end_function_call>", "closing <escape> is missing"),
+        ("<start_function_call>f{x:1}<end_function_call>", "'call:' does not follow"),
+        ("<start_function_call>call:f{x 1}<end_function_call>", "':' is expected"),
+        ("<start_function_call>call:f{x:}<end_function_call>", "a value is missing"),
+        ("<start_function_call>call:f{x:" + "[" * 80 + "]" * 80 + "}", "nested deeper than 64 levels"),
+    ):
+        turn = GEMMA.parse(broken)
+        assert turn.action == "broken_call" and says in (turn.error or ""), (broken, turn.error)
+    assert GEMMA.parse("It is 6.").answer == "It is 6."  # no call: a plain-text answer
+
+
+def test_functiongemma_results_and_prompt() -> None:
+    assert GEMMA.render_result("calculate", "369") == "calculate{value:<escape>369<escape>}"
+    assert (
+        GEMMA.system_prompt([]) == "You are a model that can do function calling with the following functions"
+    )
+    assert GEMMA.system_prompt([], "Be brief.").startswith("Be brief.\n\n")
+    assert "<start_function_call>call:TOOL_NAME{}<end_function_call>" in GEMMA.retry_note("x")
+
+
+def test_a_gemma3_template_has_no_tools_branch_and_runs_tags() -> None:
+    """Gemma 3's template (no tools branch, roles that alternate) runs the tag format under auto."""
+    template = _template("gemma3")
+    assert detect_format(template) is None
+    assert choose_format("auto", template).label == "tags"
+    with pytest.raises(ConfigError, match="no tools branch"):
+        choose_format("native", template)
+
+
 @pytest.mark.parametrize("fmt", NATIVE, ids=lambda f: f.label)
 def test_each_native_grammar_compiles(fmt: Format) -> None:
     from llama_cpp import LlamaGrammar
@@ -151,6 +211,7 @@ def test_each_native_grammar_compiles(fmt: Format) -> None:
     ]
     grammar = fmt.grammar(tools)
     assert ("[TOOL_CALLS][" in grammar) == (fmt.name == "mistral")
+    assert ('"<start_function_call>call:" ( "calculate"' in grammar) == (fmt.name == "functiongemma")
     assert ('\\"parameters\\"' in grammar) == (fmt.name == "llama3")
     LlamaGrammar.from_string(grammar, verbose=False)
 
