@@ -470,6 +470,14 @@ def demos(
     ),
     rewards: RewardNames = "all",
     max_steps: Annotated[int, typer.Option(help="Steps per episode before it stops.")] = 6,
+    turn_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="The turn format the demonstrations are written in: auto or tags (the tag format), a "
+            "family (hermes, llama3, mistral, functiongemma) or a label such as hermes+think.",
+        ),
+    ] = "auto",
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Only these task ids.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start the run in --out again, drop its traces.")] = False,
@@ -485,6 +493,7 @@ def demos(
         out=out,
         rewards=rewards,
         max_steps=max_steps,
+        turn_format=turn_format,
         only=tuple(task_id or ()),
         resume=resume,
         overwrite=overwrite,

@@ -255,7 +255,7 @@ def test_episode_format_without_a_template_is_tags() -> None:
 
 
 class CallsOnly(Format):
-    """The Hermes format whose grammar leaves out the answer: a small model must call."""
+    """A native format whose grammar leaves out the answer: a small model must call."""
 
     def grammar(self, tools: list[ToolSpec], allow_answer: bool = True, max_tokens: int | None = None) -> str:
         return super().grammar(tools, allow_answer=False, max_tokens=max_tokens)
@@ -353,3 +353,75 @@ async def test_a_real_hermes_episode_over_stdio_exports_what_the_model_saw(
         reopened.close()
     assert exported == seen
     assert (exported.startswith(first_prompt) and "<tool_response>" in exported) or not calls
+
+
+TOOL_LISTING = {
+    "llama3": '"name": "calculate"',
+    "mistral": '[AVAILABLE_TOOLS][{"type": "function", "function": {"name": "calculate"',
+    "functiongemma": "<start_function_declaration>declaration:calculate{description:<escape>",
+}
+
+
+@pytest.mark.model
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["constrained", "free"])
+@pytest.mark.parametrize("family", list(TOOL_LISTING))
+async def test_a_real_episode_in_each_native_format_over_stdio(
+    family_gguf: dict[str, Path], family: str, mode: str
+) -> None:
+    """The embedded weights under another family's template, the real calculator over stdio: the trace
+    records the family's format, the prompt the model read lists the tools as the template renders
+    them, and every turn reads as a call, an answer or a broken call (constrained: calls only, each
+    answered by the server). Whatever the tiny model writes, the episode ends cleanly."""
+    import sys
+
+    from sandbox.records import Sampling
+
+    model = LlamaModel(family_gguf[family], n_ctx=4096)
+    prompts: list[str] = []
+    render = model.render
+
+    def seen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        prompts.append(render(*args, **kwargs))
+        return prompts[-1]
+
+    model.render = seen  # type: ignore[method-assign]
+    config = load_config(
+        {
+            "mcpServers": {
+                "calculator": {
+                    "command": sys.executable,
+                    "args": ["-m", "servers.calculator"],
+                    "cwd": str(ROOT),
+                }
+            }
+        }
+    )
+    try:
+        async with ToolHub(config) as hub:
+            fmt = CallsOnly(family, think=False) if mode == "constrained" else "auto"  # type: ignore[arg-type]
+            trace = await run_episode(
+                TASK,
+                model,
+                hub,
+                Limits(max_steps=2, max_completion_tokens=256),
+                mode=mode,  # type: ignore[arg-type]
+                sampling=Sampling(max_tokens=128),
+                turn_format=fmt,
+            )
+    finally:
+        model.close()
+    assert trace.format == family and Trace.model_validate_json(trace.model_dump_json()).format == family
+    assert prompts and TOOL_LISTING[family] in prompts[0]  # the template's own tool list
+    assert "calculate" not in trace.messages[0].content  # not the system prompt's
+    assert trace.stop_reason in ("answer", "max_steps", "token_budget"), trace.error
+    assert trace.steps and all(s.action in ("tool_call", "answer", "broken_call") for s in trace.steps)
+    if mode == "constrained":
+        assert all(s.action == "tool_call" and s.call is not None for s in trace.steps)
+        assert all(s.call.name == "calculate" for s in trace.steps if s.call is not None)
+    for step in trace.steps:
+        if step.call is not None and step.action == "tool_call":
+            assert step.result is not None  # the real server answered
+    tool_messages = [m for m in trace.messages if m.role == "tool"]
+    if tool_messages:
+        assert any(tool_messages[0].content[:20] in prompt for prompt in prompts[1:])  # the result was read
