@@ -425,3 +425,46 @@ async def test_a_real_episode_in_each_native_format_over_stdio(
     tool_messages = [m for m in trace.messages if m.role == "tool"]
     if tool_messages:
         assert any(tool_messages[0].content[:20] in prompt for prompt in prompts[1:])  # the result was read
+
+
+@pytest.mark.model
+@pytest.mark.anyio
+async def test_a_gemma3_gguf_runs_the_tag_format_with_results_as_user_turns(
+    family_gguf: dict[str, Path], calculator_hub
+) -> None:  # type: ignore[no-untyped-def]
+    """A Gemma 3 template has no tools branch: auto runs tags, the tool list is in the system text the
+    template joins to the first user turn, and a tool result goes in as a user turn (the template
+    refuses a ``tool`` role), with one BOS."""
+    from sandbox.records import Message, Sampling
+
+    model = LlamaModel(family_gguf["gemma3"], n_ctx=4096)
+    try:
+        assert episode_format(model).label == "tags"
+        tags = Format()
+        tools = calculator_hub.tools(["calculator"])
+        call = ToolCall(id="c", name="calculate", arguments={"expression": "1+1"})
+        messages = [
+            Message(role="system", content=tags.system_prompt(tools)),
+            Message(role="user", content="1+1?"),
+            Message(role="assistant", content=tags.render_call(call)),
+            Message(
+                role="tool", name="calculate", tool_call_id="c", content=tags.render_result("calculate", "2")
+            ),
+        ]
+        prompt = model.render(messages)
+        assert prompt.count("<start_of_turn>user\n") == 2 and "<start_of_turn>tool" not in prompt
+        assert f"<start_of_turn>user\n{tags.system_prompt(tools)}\n\n1+1?<end_of_turn>" in prompt
+        assert '<start_of_turn>user\n<tool_response name="calculate">\n2' in prompt
+        tokens, bos = model.tokenize(prompt), model._llm.token_bos()
+        assert tokens[:2] != [bos, bos]
+        trace = await run_episode(
+            TASK,
+            model,
+            calculator_hub,
+            Limits(max_steps=2, max_completion_tokens=256),
+            sampling=Sampling(max_tokens=128),
+        )
+    finally:
+        model.close()
+    assert trace.format == "tags" and trace.stop_reason in ("answer", "max_steps", "token_budget")
+    assert trace.steps and all(s.action in ("tool_call", "answer", "broken_call") for s in trace.steps)
