@@ -37,7 +37,12 @@ from sandbox.turns import Format  # noqa: E402
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
 SERVERS = ROOT / "servers" / "mcp.json"
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
-FAMILY_TEMPLATE = {"hermes": "hermes", "llama3": "llama3", "mistral": "mistral"}
+FAMILY_TEMPLATE = {
+    "hermes": "hermes",
+    "llama3": "llama3",
+    "mistral": "mistral",
+    "functiongemma": "functiongemma",
+}
 
 
 def model_file(name: str, folder: Path) -> Path:
@@ -123,7 +128,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=4)
     parser.add_argument("--modes", default="constrained")
     parser.add_argument("--formats", default="tags,hermes")
-    parser.add_argument("--prompt-formats", default="tags,hermes,llama3,mistral")
+    parser.add_argument("--prompt-formats", default="tags,hermes,llama3,mistral,functiongemma")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     print(f"{platform.machine()}, {platform.python_version()}, embedded SmolLM2-135M-Instruct Q4_1")

@@ -27,6 +27,14 @@ def improve_command(
         "servers/mcp.json"
     ),
     model: ModelFile = None,
+    turn_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Turn format of every stage: auto (native where the base model's chat template has a "
+            "tools branch, else tags), native, tags, or a family (hermes, llama3, mistral, functiongemma).",
+        ),
+    ] = "auto",
     rounds: Annotated[int, typer.Option(help="Rounds of sample, filter, train, evaluate.")] = 1,
     n: Annotated[int, typer.Option("--n", help="Samples per train task and round.")] = 4,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the train samples.")] = 0.8,
@@ -48,6 +56,10 @@ def improve_command(
     start_timeout: Annotated[float, typer.Option(help="Seconds each MCP server may take to start.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Run seed (base and tuned use the same held-out seeds).")] = 0,
     rewards: RewardNames = "all",
+    chat_template: Annotated[
+        Path | None,
+        typer.Option(help="Training template with {% generation %} markers (for a model none ships for)."),
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps per round (default: --epochs).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the rows when --steps is not given.")] = 1.0,
     learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate (constant).")] = 2e-4,
@@ -75,6 +87,7 @@ def improve_command(
         heldout_n=heldout_n,
         servers=servers,
         model=model,
+        turn_format=turn_format,
         rounds=rounds,
         n=n,
         temperature=temperature,
@@ -92,6 +105,7 @@ def improve_command(
         start_timeout=start_timeout,
         seed=seed,
         rewards=rewards,
+        chat_template=chat_template,
         steps=steps,
         epochs=epochs,
         learning_rate=learning_rate,

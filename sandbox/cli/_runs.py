@@ -52,7 +52,7 @@ TurnFormat = Annotated[
     typer.Option(
         "--format",
         help="Turn format: auto (native where the model's chat template has a tools branch, else tags), "
-        "native, tags, or a family (hermes, llama3, mistral).",
+        "native, tags, or a family (hermes, llama3, mistral, functiongemma).",
     ),
 ]
 
@@ -351,6 +351,14 @@ def replay(
         Path | None,
         typer.Option(help="Re-run a live GGUF model against the recorded tool results instead."),
     ] = None,
+    turn_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="recorded (each trace in the format it ran); with --model also auto, native, tags "
+            "or a family (hermes, llama3, mistral, functiongemma).",
+        ),
+    ] = "recorded",
     max_steps: Annotated[int, typer.Option(help="With --model: steps per episode before it stops.")] = 6,
     token_budget: Annotated[int, typer.Option(help="With --model: completion tokens per episode.")] = 2048,
     n_ctx: Annotated[int, typer.Option(help="With --model: context window in tokens.")] = 4096,
@@ -365,10 +373,11 @@ def replay(
     """Re-run recorded episodes with their recorded tool results and no live server, and score them."""
     from sandbox.episodes import Limits
     from sandbox.models import LlamaModel
-    from sandbox.runs import check_replay_paths, replay_file, select_rewards
+    from sandbox.runs import check_replay_format, check_replay_paths, replay_file, select_rewards
 
     if lora is not None and model is None:
         raise SandboxError("--lora goes with --model: it applies to a live model")
+    live_format = check_replay_format(turn_format, live=model is not None)
     server = judge_server(judge_base_url, judge_api_model, judge_api_key_env)
     chosen = select_rewards(rewards, judge, threads=threads, judge_server=server)
     check_replay_paths(traces, out, overwrite=overwrite)  # before a live model loads
@@ -376,7 +385,16 @@ def replay(
     limits = Limits(max_steps=max_steps, max_completion_tokens=token_budget)
     try:
         report = anyio.run(
-            partial(replay_file, traces, out, chosen, model=live, limits=limits, overwrite=overwrite)
+            partial(
+                replay_file,
+                traces,
+                out,
+                chosen,
+                model=live,
+                limits=limits,
+                overwrite=overwrite,
+                turn_format=live_format,
+            )
         )
     finally:
         if live is not None:
@@ -458,6 +476,14 @@ def demos(
             help="The turn limit of the runs these demos train for: thoughts fit its constrained turn."
         ),
     ] = 8192,
+    turn_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="The turn format the demonstrations are written in: auto or tags (the tag format), a "
+            "family (hermes, llama3, mistral, functiongemma) or a label such as hermes+think.",
+        ),
+    ] = "auto",
     task_id: Annotated[list[str] | None, typer.Option("--task", help="Only these task ids.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start the run in --out again, drop its traces.")] = False,
@@ -474,6 +500,7 @@ def demos(
         rewards=rewards,
         max_steps=max_steps,
         max_tokens=max_tokens,
+        turn_format=turn_format,
         only=tuple(task_id or ()),
         resume=resume,
         overwrite=overwrite,

@@ -61,7 +61,7 @@ from sandbox.records import (
     total_reward,
 )
 from sandbox.runs import CONFIG_FILE, RunConfig, run_trace_file
-from sandbox.turns import openai_messages, openai_tool, system_prompt
+from sandbox.turns import format_from_label, openai_messages, openai_tool, system_prompt
 
 ExportFormat = Literal["sft", "openai", "dpo", "grpo"]
 FORMATS: tuple[ExportFormat, ...] = ("sft", "openai", "dpo", "grpo")
@@ -182,7 +182,11 @@ def _provenance(item: _Scored, run: str) -> Row:
 
 
 def _tools(trace: Trace) -> list[Row]:
-    return [openai_tool(spec) for spec in trace.tools]
+    """The tools column: for a native trace exactly what its chat template was given (so a row
+    renders as the model saw it), else each tool as an OpenAI function spec."""
+    fmt = format_from_label(trace.format)
+    shown = fmt.template_tools(trace.tools)
+    return list(shown) if shown is not None else [openai_tool(spec) for spec in trace.tools]
 
 
 def sft_rows(

@@ -25,11 +25,13 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sandbox.models import LlamaModel, common_prefix, decode
 from sandbox.records import ConfigError, Message, Trace, iter_traces, write_trace
+from sandbox.turns import format_from_label
 
 
 @dataclass(frozen=True)
@@ -56,20 +58,23 @@ class TemplateError(ValueError):
     """The chat template does not render a transcript as a growing prefix, so turns can't be located."""
 
 
-def tokenize_trace(model: LlamaModel, messages: Sequence[Message]) -> TokenizedTrace:
-    """Tokens of the rendered transcript, and which of them are the assistant's content."""
+def tokenize_trace(
+    model: LlamaModel, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None
+) -> TokenizedTrace:
+    """Tokens of the rendered transcript, and which of them are the assistant's content; ``tools``
+    go to the chat template's own ``tools`` argument (a trace of a native turn format)."""
     pieces: list[tuple[str, bool]] = []
     done = ""
     for index, message in enumerate(messages):
         if message.role != "assistant":
             continue
-        before = model.render(messages[:index], add_generation_prompt=True) if index else ""
-        after = model.render(messages[: index + 1], add_generation_prompt=False)
+        before = model.render(messages[:index], add_generation_prompt=True, tools=tools) if index else ""
+        after = model.render(messages[: index + 1], add_generation_prompt=False, tools=tools)
         if not before.startswith(done) or not after.startswith(before + message.content):
             raise TemplateError(f"the chat template does not render message {index} after the ones before it")
         pieces += [(before[len(done) :], False), (message.content, True)]
         done = before + message.content
-    full = model.render(messages, add_generation_prompt=False)
+    full = model.render(messages, add_generation_prompt=False, tools=tools)
     if not full.startswith(done):
         raise TemplateError("the chat template does not render the transcript as a prefix of itself")
     pieces.append((full[len(done) :], False))
@@ -111,8 +116,10 @@ class TraceScorer:
     def score(self, trace: Trace) -> TraceLoss:
         """The loss of one trace; call inside :meth:`session`."""
         try:
-            tokenized = tokenize_trace(self.model, trace.messages)
-        except TemplateError as exc:
+            # A native trace was prompted with the tools in the template's own argument: so it is scored.
+            tools = format_from_label(trace.format).template_tools(trace.tools)
+            tokenized = tokenize_trace(self.model, trace.messages, tools)
+        except (TemplateError, ConfigError) as exc:
             return TraceLoss(trace.id, trace.task_id, 0, None, None, reason=str(exc))
         tokens, mask = tokenized.tokens, tokenized.assistant
         targets = [p for p in range(1, len(tokens)) if mask[p]]

@@ -16,7 +16,11 @@ The improve folder::
     round-K/heldout/      the tuned model on the held-out tasks, same seeds as the base
 
 Round K samples with the base model and round K-1's adapter (round 1: the base alone) and trains
-a fresh adapter on the base, on everything kept so far. Every stage's result goes into
+a fresh adapter on the base, on everything kept so far. Every stage runs in one turn format, chosen
+once from ``--format`` and the base model's chat template (:func:`improve_format`): samples,
+demonstrations and evaluations are written in it and the ``sft`` export renders them as the model
+saw them, so the model trains in the format it runs in. ``state.json`` and ``report.json`` record
+it (``format``); a ``--resume`` that would run another format is refused. Every stage's result goes into
 ``state.json`` when it finishes; ``resume`` skips finished stages, and a run folder a kill left
 half-written continues where it stopped (``sandbox generate --resume``). The whole folder is held
 by one process at a time.
@@ -66,6 +70,7 @@ from sandbox.records import (
 )
 from sandbox.runs import TRACES_FILE, RunSpec, generate, write_demos
 from sandbox.train import TrainOptions, train
+from sandbox.turns import Format, choose_format
 from sandbox.view import write_report
 
 ProgressFn = Callable[[str], None]
@@ -94,12 +99,24 @@ def improve(options: ImproveOptions, progress: ProgressFn | None = None) -> Impr
     say = progress or (lambda _line: None)
     options = family_tasks(options)
     train_tasks, heldout_tasks = check_options(options)
-    descriptor, state = _open_folder(options)
+    fmt = improve_format(options)
+    descriptor, state = _open_folder(options, fmt)
     try:
         run = _Run(options, state, say, {t.id: t for t in train_tasks}, {t.id: t for t in heldout_tasks})
         return run.all_rounds()
     finally:
         os.close(descriptor)
+
+
+def improve_format(options: ImproveOptions) -> Format:
+    """The turn format of every stage: ``options.turn_format`` against the base model's chat template
+    (read from the GGUF's metadata; no model is loaded). One line when it cannot be had."""
+    from sandbox.models import default_model_path, read_chat_template
+
+    try:
+        return choose_format(options.turn_format, read_chat_template(options.model or default_model_path()))
+    except SandboxError as exc:
+        raise ImproveError(str(exc)) from exc
 
 
 # Options with a default (added after the first runs), as a fingerprint writes them.
@@ -121,7 +138,7 @@ def _fingerprint(options: ImproveOptions) -> dict[str, Any]:
     return settings
 
 
-def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
+def _open_folder(options: ImproveOptions, fmt: Format) -> tuple[int, dict[str, Any]]:
     out = options.out
     if out.exists() and not out.is_dir():
         raise ImproveError(f"-o {out} is a file; an improve run is a folder")
@@ -148,12 +165,19 @@ def _open_folder(options: ImproveOptions) -> tuple[int, dict[str, Any]]:
                     f"{out} was started with other settings ({', '.join(changed)}); "
                     "--resume continues the same run: pass the same options, or --overwrite"
                 )
+            started_in = state.get("format", "tags")  # a run from before formats ran the tag format
+            if started_in != fmt.label:
+                raise ImproveError(
+                    f"{out} was started in the turn format {started_in}, and these options run "
+                    f"{fmt.label} (the model's chat template changed?); --resume continues the same run: "
+                    "pass the same --format and --model, or --overwrite"
+                )
             return descriptor, state
         if state_path.exists() and not options.overwrite:
             raise ImproveError(f"{out} holds an improve run; pass --resume to continue it or --overwrite")
         for child in (c for c in out.iterdir() if c.name not in made):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-        state = {"options": fingerprint, "stages": {}}
+        state = {"options": fingerprint, "format": fmt.label, "stages": {}}
         write_atomic(state_path, json.dumps(state, indent=2) + "\n")
         return descriptor, state
     except BaseException:
@@ -172,6 +196,11 @@ class _Run:
     @property
     def out(self) -> Path:
         return self.options.out
+
+    @property
+    def turn_format(self) -> str:
+        """The label of the run's turn format (every stage's ``RunSpec.turn_format``)."""
+        return str(self.state.get("format", "tags"))
 
     @property
     def train_file(self) -> Path:
@@ -243,6 +272,7 @@ class _Run:
             n_ctx=options.n_ctx,
             threads=options.threads,
             start_timeout=options.start_timeout,
+            turn_format=self.turn_format,
         )
 
     def evaluate(self, out: Path, lora: Path | None) -> dict[str, Any]:
@@ -345,6 +375,7 @@ class _Run:
                 data=folder / "data",
                 out=folder / "train",
                 model=options.model,
+                chat_template=options.chat_template,
                 steps=options.steps,
                 epochs=options.epochs,
                 learning_rate=options.learning_rate,
@@ -423,6 +454,7 @@ class _Run:
             "code_version": code_version(),
             "machine": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
             "options": self.state["options"],
+            "format": self.turn_format,
             "train_tasks": len(self.train_tasks),
             "heldout_tasks": len(self.heldout_tasks),
             "base": base,

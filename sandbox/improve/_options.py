@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox.records import SandboxError, Task, read_tasks
+from sandbox.turns import FORMAT_CHOICES, is_format_choice
 
 
 class ImproveError(SandboxError):
@@ -29,6 +30,10 @@ class ImproveOptions:
     heldout_n: int = 10
     servers: Path = Path("servers/mcp.json")
     model: Path | None = None  # the base GGUF (default: the embedded SmolLM2-135M)
+    # --format: the turn format, resolved once against the base model's chat template (auto: native
+    # where it has a tools branch, else tags); sampling, demonstrations, evaluation and the export
+    # all use it, and state.json records it.
+    turn_format: str = "auto"
     rounds: int = 1
     n: int = 4  # samples per train task and round
     temperature: float = 0.8
@@ -50,6 +55,7 @@ class ImproveOptions:
     seed: int = 0
     rewards: str = "all"
     # training (sandbox.train)
+    chat_template: Path | None = None  # a training template with {% generation %} markers
     steps: int | None = None
     epochs: float = 1.0
     learning_rate: float = 2e-4
@@ -78,6 +84,10 @@ def _problems(options: ImproveOptions) -> list[tuple[bool, str]]:
             "--direct-share must be in [0, 1)",
         ),
         (options.train_n < 1 or options.heldout_n < 1, "--train-n and --heldout-n must be at least 1"),
+        (
+            not is_format_choice(options.turn_format),
+            f"--format must be one of {', '.join(FORMAT_CHOICES)}, not {options.turn_format!r}",
+        ),
     ]
 
 

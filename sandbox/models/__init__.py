@@ -27,6 +27,7 @@ from sandbox.models._files import (
     default_threads,
     file_sha256,
     load_llama,
+    read_chat_template,
     write_chat_template,
 )
 from sandbox.models._http import GRAMMAR_FIELDS, OpenAIModel, RetryPolicy
@@ -77,5 +78,6 @@ __all__ = [
     "oracle_answer",
     "oracle_turns",
     "quantize",
+    "read_chat_template",
     "write_chat_template",
 ]

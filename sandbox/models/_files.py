@@ -132,6 +132,19 @@ def chat_formatter(llm: Any) -> Any:
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
 
+def read_chat_template(path: str | Path) -> str | None:
+    """The ``tokenizer.chat_template`` of a GGUF file, read from its metadata without loading the
+    model (the ``gguf`` package); None when the file has none."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(check_model_file(path)))
+    field = reader.fields.get(gguf.Keys.Tokenizer.CHAT_TEMPLATE)
+    if field is None:
+        return None
+    text = field.contents()
+    return str(text) if text else None
+
+
 def write_chat_template(source: str | Path, out: str | Path, template: str) -> Path:
     """A copy of the GGUF ``source`` at ``out`` with ``tokenizer.chat_template`` set to ``template``
     (weights and every other key unchanged), written with the ``gguf`` package. A way to run a model

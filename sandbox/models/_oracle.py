@@ -35,6 +35,11 @@ A prompt that no task has, a prompt two tasks share with different plans, or an 
 required arguments are open raises :class:`OracleError` (a task file to fix, one line). The episode
 loop gives the oracle's turns the same treatment as any model's, so its trace goes through the real
 servers; the gauntlet (``sandbox.runs``) builds its attacks from that trace.
+
+``turn_format`` (a :class:`~sandbox.turns.Format`, default the tag format) is the format the turns
+are written in: a native one writes each call in its family's syntax (``Format.render_call``) and
+the answer as plain text, the thought in ``<think>`` tags where the format has thoughts, and no
+thought where it has none (what its constrained grammar lets a model write).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from sandbox.turns import (
     ANSWER_OPEN,
     THINK_CLOSE,
     THINK_OPEN,
+    Format,
     fit_text,
     render_call,
     text_width,
@@ -253,8 +259,14 @@ class OracleModel(SyncModel):
     """Plays the reference solution of whichever of ``tasks`` the transcript's prompt belongs to."""
 
     def __init__(
-        self, tasks: Sequence[Task], *, name: str = "oracle", thoughts: ThoughtStyle = "reference"
+        self,
+        tasks: Sequence[Task],
+        *,
+        name: str = "oracle",
+        thoughts: ThoughtStyle = "reference",
+        turn_format: Format | None = None,
     ) -> None:
+        self.turn_format = turn_format or Format()
         if thoughts not in THOUGHT_STYLES:
             raise OracleError(f"thoughts must be one of {list(THOUGHT_STYLES)}, not {thoughts!r}")
         self.thoughts = thoughts
@@ -286,10 +298,23 @@ class OracleModel(SyncModel):
             call = plan[written]
             if call.from_open_ideal:
                 _check_open_arguments(task, call, request.tools)
-            text = call_turn(self._call_thought(request, plan, written), call.name, call.arguments)
+            text = self._call_text(self._call_thought(request, plan, written), call.name, call.arguments)
         else:
-            text = answer_turn(self._answer_thought(request, plan, task), oracle_answer(task))
+            text = self._answer_text(self._answer_thought(request, plan, task), oracle_answer(task))
         return ModelResponse(text, "stop", Usage(completion_tokens=max(1, len(text) // 4)), 0.0)
+
+    def _call_text(self, thought: str, name: str, arguments: JSONObject) -> str:
+        fmt = self.turn_format
+        if not fmt.native:
+            return call_turn(thought, name, arguments)
+        call = fmt.render_call(ToolCall(id="call", name=name, arguments=arguments))
+        return turn_text(thought, call) if fmt.think else call
+
+    def _answer_text(self, thought: str, answer: str) -> str:
+        fmt = self.turn_format
+        if not fmt.native:
+            return answer_turn(thought, answer)
+        return turn_text(thought, answer) if fmt.think else answer
 
     def _call_thought(self, request: ModelRequest, plan: Sequence[PlannedCall], written: int) -> str:
         call = plan[written]

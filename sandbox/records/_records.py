@@ -360,7 +360,7 @@ class Trace(_Record):
     sample: int = 0
     mode: Literal["constrained", "free"] = "constrained"
     # The turn format that ran (``sandbox.turns.Format.label``: ``tags``, ``hermes``, ``hermes+think``,
-    # ``llama3``, ``mistral``); traces from before formats existed ran ``tags``.
+    # ``llama3``, ``mistral``, ``functiongemma``); traces from before formats existed ran ``tags``.
     format: str = "tags"
     model: ModelInfo
     sampling: Sampling = Field(default_factory=Sampling)

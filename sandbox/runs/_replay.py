@@ -21,6 +21,11 @@ With a live model instead (``--model M.gguf``), the model writes new turns again
 tools: a recorded call gets its recorded result, any other an ``is_error`` result of kind
 ``not_recorded``. Tool results then never change between runs, and no server is needed.
 
+Each trace replays in the turn format it ran (``Trace.format``: the same system prompt, parser and
+tool-result wrapping), so a native trace reproduces too. A live model may be given another format
+(``turn_format``: ``auto``, ``native``, ``tags``, a family or a label, resolved against the live
+model's chat template); a scripted replay always reads the turns in their recorded format.
+
 A replayed trace keeps its provenance (the recorded model unless a live one ran, the recorded servers
 and tools) and names the trace it re-ran in ``replayed_from``. A scripted replay that reproduced the
 recording keeps the recording's timings too: no model or tool ran.
@@ -58,6 +63,7 @@ from sandbox.records import (
 )
 from sandbox.runs._folder import run_trace_file
 from sandbox.runs._score import ScoreSummary
+from sandbox.turns import Format, format_from_label, is_format_choice
 
 NOT_RECORDED = "not recorded: the trace being replayed has no result for {name} with arguments {arguments}"
 # What a step must repeat for a replay to count as reproducing the recording (timings excluded).
@@ -165,8 +171,19 @@ class ReplayHub:
         return (self._state or {}).get(server, {}).get(uri)
 
 
+def recorded_format(trace: Trace) -> Format:
+    """The turn format ``trace`` ran (:class:`NotReplayableError` for a label this code does not know)."""
+    try:
+        return format_from_label(trace.format)
+    except ConfigError as exc:
+        raise NotReplayableError(
+            f"it ran the turn format {trace.format!r}, which this version does not know"
+        ) from exc
+
+
 def check_replayable(trace: Trace) -> None:
     """Raise :class:`NotReplayableError` for a trace that cannot be re-run from its record."""
+    recorded_format(trace)
     for step in trace.steps:
         if step.action == "tool_call" and step.call is not None and step.result is None:
             raise NotReplayableError(
@@ -174,13 +191,23 @@ def check_replayable(trace: Trace) -> None:
             )
 
 
-async def replay_trace(trace: Trace, model: Model | None = None, limits: Limits | None = None) -> Trace:
+async def replay_trace(
+    trace: Trace,
+    model: Model | None = None,
+    limits: Limits | None = None,
+    turn_format: str | Format | None = None,
+) -> Trace:
     """Re-run one trace's episode (see the module doc), unscored.
 
     Without ``model`` the recorded turns are replayed under limits that end the episode where the
-    recording ended; with one, that model writes the turns under ``limits`` (default ``Limits()``).
+    recording ended; with one, that model writes the turns under ``limits`` (default ``Limits()``)
+    in ``turn_format`` (default: the recorded format).
     """
     check_replayable(trace)
+    if model is not None and turn_format is not None:
+        fmt: str | Format = turn_format
+    else:
+        fmt = recorded_format(trace)
     hub = ReplayHub(trace)
     scripted = model is None
     replayed = await run_episode(
@@ -191,6 +218,7 @@ async def replay_trace(trace: Trace, model: Model | None = None, limits: Limits 
         mode=trace.mode,
         sampling=trace.sampling,
         sample=trace.sample,
+        turn_format=fmt,
     )
     update: dict[str, Any] = {"replayed_from": trace.id}
     if scripted:
@@ -298,6 +326,24 @@ class ReplayReport:
         return lines
 
 
+RECORDED = "recorded"  # ``--format`` of ``sandbox replay``: each trace in the format it ran
+
+
+def check_replay_format(turn_format: str, live: bool) -> str | None:
+    """``sandbox replay --format``: None for :data:`RECORDED`, else the choice, which only a live
+    model takes (:class:`ConfigError` otherwise, or for a value that is no format)."""
+    if turn_format == RECORDED:
+        return None
+    if not is_format_choice(turn_format):
+        raise ConfigError(f"--format must be recorded, auto, native, tags or a family, not {turn_format!r}")
+    if not live:
+        raise ConfigError(
+            f"--format {turn_format} goes with --model: "
+            "a recorded replay reads each trace in the format it ran"
+        )
+    return turn_format
+
+
 def check_replay_paths(traces: Path, out: Path, *, overwrite: bool = False) -> Path:
     """The trace file to read (``traces`` or its run folder's), once ``out`` may be written.
 
@@ -317,9 +363,11 @@ async def replay_file(
     model: Model | None = None,
     limits: Limits | None = None,
     overwrite: bool = False,
+    turn_format: str | Format | None = None,
 ) -> ReplayReport:
     """Replay every trace of ``traces`` (a trace file or a run folder) into ``out``, each scored
-    afresh by ``rewards`` (no reward is carried over from the recording).
+    afresh by ``rewards`` (no reward is carried over from the recording). ``turn_format``: the format a
+    live ``model`` writes in (default: each trace's recorded one; see :func:`replay_trace`).
 
     ``out`` is written under a temporary name and moved into place at the end, so a failure leaves
     no half-written file. Raises :class:`ConfigError` when ``out`` is the input, already holds
@@ -329,7 +377,7 @@ async def replay_file(
     report = ReplayReport(scores=ScoreSummary(out=out), live=model is not None)
     with replacing_trace_file(out) as handle:
         for trace in iter_traces(source):
-            replayed = await _replay_one(trace, model, limits, rewards, report)
+            replayed = await _replay_one(trace, model, limits, rewards, report, turn_format)
             if replayed is not None:
                 write_trace(handle, replayed)
         if report.replayed == 0:
@@ -344,9 +392,10 @@ async def _replay_one(
     limits: Limits | None,
     rewards: Mapping[str, RewardFn],
     report: ReplayReport,
+    turn_format: str | Format | None = None,
 ) -> Trace | None:
     try:
-        replayed = await replay_trace(trace, model, limits)
+        replayed = await replay_trace(trace, model, limits, turn_format)
     except NotReplayableError as exc:
         report.skipped.append((trace.id, str(exc)))
         return None

@@ -19,7 +19,7 @@ from sandbox.episodes import Limits, Mode, run_episode
 from sandbox.hub import ServerConfig, ToolHub, load_config
 from sandbox.models import MIN_COMPLETION_TOKENS, Model
 from sandbox.records import ConfigError, Sampling, Task, Trace, read_tasks
-from sandbox.turns import FORMAT_CHOICES
+from sandbox.turns import FORMAT_CHOICES, is_format_choice
 
 # Seeds stay below 2**31 so that the per-step offsets run_episode adds fit llama.cpp's uint32 seed.
 SEED_BITS = 31
@@ -68,7 +68,8 @@ class RunSpec:
     resume: bool = False
     overwrite: bool = False
     mode: Mode = "constrained"
-    turn_format: str = "auto"  # --format: auto, native, tags or a family (sandbox.turns.FORMAT_CHOICES)
+    # --format: auto, native, tags, a family (sandbox.turns.FORMAT_CHOICES) or a label (hermes+think)
+    turn_format: str = "auto"
     rewards: str = "all"
     judge: Path | None = None  # a GGUF judge, run by llama.cpp with ``threads``
     judge_server: JudgeServer | None = None  # or a judge behind a server
@@ -119,7 +120,7 @@ def check_spec(spec: RunSpec) -> None:
         (spec.n < 1, "--n must be at least 1"),
         (spec.parallel < 1, "--parallel must be at least 1"),
         (
-            spec.turn_format not in FORMAT_CHOICES,
+            not is_format_choice(spec.turn_format),
             f"--format must be one of {', '.join(FORMAT_CHOICES)}, not {spec.turn_format!r}",
         ),
         (spec.temperature < 0, "--temperature must be 0 or more"),

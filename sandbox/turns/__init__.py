@@ -20,6 +20,7 @@ from sandbox.turns._formats import (
     choose_format,
     detect_format,
     format_from_label,
+    is_format_choice,
 )
 from sandbox.turns._openai import (
     call_parts,
@@ -86,6 +87,7 @@ __all__ = [
     "fit_text",
     "detect_format",
     "format_from_label",
+    "is_format_choice",
     "openai_call",
     "openai_messages",
     "openai_tool",

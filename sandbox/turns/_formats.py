@@ -13,9 +13,14 @@ the constrained-mode grammar of that syntax, and how a tool result is written in
 * ``llama3`` -- Llama 3.x: a call is a JSON object ``{"name": ..., "parameters": {...}}``, perhaps
   after ``<|python_tag|>``; results in the ``tool`` role (the template's ``ipython``).
 * ``mistral`` -- Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}]``.
+* ``functiongemma`` -- FunctionGemma: ``<start_function_call>call:NAME{key:<escape>value<escape>}
+  <end_function_call>`` (``_gemma.py``); results in the ``tool`` role as ``NAME{value:<escape>...}``,
+  which the template wraps in ``<start_function_response>``; the system prompt is the sentence that
+  turns FunctionGemma's calling on. A Gemma 3 template has no tools branch: it runs ``tags``.
 
 :func:`detect_format` reads the family from a chat template's text; :func:`choose_format` applies
-``--format auto|native|tags`` (auto: native when the template has a tools branch, else tags).
+``--format auto|native|tags|FAMILY`` (auto: native when the template has a tools branch, else tags);
+a label (``hermes+think``) names one format exactly.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sandbox.records import ConfigError, JSONBoundError, ToolCall, ToolSpec, decode_at_bounded, dumps
+from sandbox.turns import _gemma as gemma
 from sandbox.turns._turn import (
     _CALL_DEPTH,
     _TEXT_BYTES,
@@ -48,8 +54,10 @@ from sandbox.turns._turn import (
     _json_safe_chars,
     _split_thought,
     action_end,
+    args_max_bytes,
     bounded_schema,
     build_grammar,
+    card_schema,
     complete_turn,
     parse_turn,
     render_call,
@@ -59,9 +67,9 @@ from sandbox.turns._turn import (
     turn_bounds,
 )
 
-FormatName = Literal["tags", "hermes", "llama3", "mistral"]
-FORMAT_NAMES: tuple[FormatName, ...] = ("tags", "hermes", "llama3", "mistral")
-FormatChoice = Literal["auto", "native", "tags", "hermes", "llama3", "mistral"]
+FormatName = Literal["tags", "hermes", "llama3", "mistral", "functiongemma"]
+FORMAT_NAMES: tuple[FormatName, ...] = ("tags", "hermes", "llama3", "mistral", "functiongemma")
+FormatChoice = Literal["auto", "native", "tags", "hermes", "llama3", "mistral", "functiongemma"]
 FORMAT_CHOICES: tuple[str, ...] = ("auto", "native", *FORMAT_NAMES)
 
 PYTHON_TAG = "<|python_tag|>"
@@ -92,7 +100,10 @@ class Format:
     def system_prompt(self, tools: list[ToolSpec], task_system: str | None = None) -> str:
         if not self.native:
             return system_prompt(tools, task_system)
-        return task_system.strip() if task_system and task_system.strip() else NATIVE_SYSTEM
+        task = task_system.strip() if task_system and task_system.strip() else ""
+        if self.name == "functiongemma":
+            return f"{task}\n\n{gemma.DEVELOPER_PROMPT}" if task else gemma.DEVELOPER_PROMPT
+        return task or NATIVE_SYSTEM
 
     def template_tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]] | None:
         """What the chat template's ``tools`` argument gets (None: the template is not given tools)."""
@@ -101,13 +112,19 @@ class Format:
         return [
             {
                 "type": "function",
-                "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": card_schema(t.input_schema),
+                },
             }
             for t in tools
         ]
 
     def render_result(self, name: str, text: str) -> str:
         """A tool result as the ``tool`` message holds it (native: bare, the template wraps it)."""
+        if self.name == "functiongemma":
+            return gemma.render_response(name, text)
         return text if self.native else render_result(name, text)
 
     def retry_note(self, reason: str) -> str:
@@ -128,6 +145,8 @@ class Format:
             return dumps({"name": call.name, "parameters": call.arguments})
         if self.name == "mistral":
             return MISTRAL_CALLS + dumps([{"name": call.name, "arguments": call.arguments}])
+        if self.name == "functiongemma":
+            return gemma.render_call(call.name, call.arguments)
         return render_call(call)
 
     @property
@@ -136,10 +155,15 @@ class Format:
             return list(STOP_STRINGS)
         if self.name == "hermes":
             return [CALL_CLOSE, "<tool_response"]
+        if self.name == "functiongemma":
+            return [gemma.CALL_END, gemma.RESPONSE_START]
         return ["<|eom_id|>"] if self.name == "llama3" else ["[TOOL_RESULTS]"]
 
     def complete(self, text: str) -> str:
         """Put back a closing tag a stop string removed."""
+        if self.name == "functiongemma":
+            at = text.find(gemma.CALL_START)
+            return text + gemma.CALL_END if at != -1 and gemma.CALL_END not in text[at:] else text
         return complete_turn(text) if self.name in ("tags", "hermes") else text
 
     def parse(
@@ -148,6 +172,8 @@ class Format:
         """Read one turn written in this format; never raises (see :func:`parse_turn`)."""
         if self.name == "mistral":
             return _parse_mistral(text, call_id, tool_names)
+        if self.name == "functiongemma":
+            return _parse_gemma(text, call_id, tool_names)
         if self.name == "llama3" and PYTHON_TAG in text:
             head, _, tail = text.partition(PYTHON_TAG)
             parsed = parse_turn(tail, call_id, tool_names)
@@ -164,6 +190,8 @@ class Format:
                 return None
             parsed = _parse_mistral(text, "call_0", tool_names)
             return parsed.end if parsed.action == "tool_call" else None
+        if self.name == "functiongemma":
+            return _gemma_end(text)
         if self.name == "llama3" and PYTHON_TAG in text:
             head, _, tail = text.partition(PYTHON_TAG)
             end = action_end(tail, tool_names)
@@ -180,8 +208,45 @@ class Format:
         return _native_grammar(self, tools, allow_answer, max_tokens)
 
 
+def gemma_args_max_bytes(tool: ToolSpec, string_cap: int, array_cap: int) -> float:
+    """The most bytes the FunctionGemma arguments of a call to ``tool`` take under these caps."""
+    from sandbox.turns._gbnf import max_bytes
+
+    rules = gemma.GemmaRules(string_cap, array_cap)
+    rule = rules.visit(bounded_schema(tool.input_schema, string_cap, array_cap), "tool-args")
+    return max_bytes(rules.text(), rule)
+
+
 def _shift(end: int | None, offset: int) -> int | None:
     return None if end is None else end + offset
+
+
+def _parse_gemma(text: str, call_id: str, tool_names: Collection[str] | None) -> ParsedTurn:
+    """The first ``<start_function_call>`` is the turn's action: text before it is the thought, text
+    after its ``<end_function_call>`` is dropped. A turn without one reads as :func:`parse_turn` does."""
+    at = text.find(gemma.CALL_START)
+    if at == -1:
+        return parse_turn(text, call_id, tool_names)
+    thought, _, _, _ = _split_thought(text[:at])
+    thought = thought or text[:at].strip()
+    try:
+        name, arguments, end, _ = gemma.read_call(text, at)
+    except gemma.GemmaSyntaxError as exc:
+        return ParsedTurn("broken_call", thought, error=str(exc))
+    parsed = _call_from_object({"name": name, "arguments": arguments}, thought, call_id)
+    return replace(parsed, end=end)
+
+
+def _gemma_end(text: str) -> int | None:
+    """Where a FunctionGemma call being written is complete: after its ``<end_function_call>``."""
+    at = text.find(gemma.CALL_START)
+    if at == -1 or gemma.CALL_END not in text[at:]:
+        return None
+    try:
+        _, _, end, closed = gemma.read_call(text, at)
+    except gemma.GemmaSyntaxError:
+        return None
+    return end if closed else None
 
 
 def _parse_mistral(text: str, call_id: str, tool_names: Collection[str] | None) -> ParsedTurn:
@@ -232,25 +297,38 @@ def _native_grammar(
         "hermes": (CALL_OPEN + NL, NL + CALL_CLOSE),
         "llama3": ("", ""),
         "mistral": (MISTRAL_CALLS + "[", "]"),
+        "functiongemma": (gemma.CALL_HEAD, gemma.CALL_END),
     }[fmt.name]
     think_bytes = len((THINK_OPEN + NL + NL + THINK_CLOSE + NL).encode()) + thought_bytes if fmt.think else 0
     converter = BoundedConverter()
+    rules = gemma.GemmaRules()
     args_key = "parameters" if fmt.name == "llama3" else "arguments"
+    calls_gemma = fmt.name == "functiongemma"
     alternatives = []
     for index, tool in enumerate(tools):
-        head_text = f'{{"name": {json.dumps(tool.name)}, "{args_key}": '
+        head_text = tool.name if calls_gemma else f'{{"name": {json.dumps(tool.name)}, "{args_key}": '
+        tail_text = "" if calls_gemma else "}"
         caps = (MAX_STRING_CHARS, MAX_ARRAY_ITEMS)
         if max_tokens is not None:
-            frame = len((opening + closing + "}" + head_text).encode())
-            fitting = tool_caps(tool, max_tokens - think_bytes - frame)
+            frame = len((opening + closing + tail_text + head_text).encode())
+            measure = gemma_args_max_bytes if calls_gemma else args_max_bytes
+            fitting = tool_caps(tool, max_tokens - think_bytes - frame, measure)
             if fitting is None:
                 continue  # even its smallest call does not fit the turn
             caps = fitting
+        if calls_gemma:
+            rules.string_cap, rules.array_cap = caps
+            args_rule = rules.visit(bounded_schema(tool.input_schema, *caps), f"tool{index}-args")
+            alternatives.append(f"{_gbnf_literal(head_text)} {args_rule}")
+            continue
         converter.string_cap, converter.array_cap = caps
         schema = converter.resolve_refs(bounded_schema(tool.input_schema, *caps), f"tool{index}")
         args_rule = converter.visit(schema, f"tool{index}-args")
-        alternatives.append(f"{_gbnf_literal(head_text)} {args_rule} {_gbnf_literal('}')}")
-    schema_rules = _json_safe_chars(converter.format_grammar()) if alternatives else ""
+        alternatives.append(f"{_gbnf_literal(head_text)} {args_rule} {_gbnf_literal(tail_text)}")
+    if not alternatives:
+        schema_rules = ""
+    else:
+        schema_rules = rules.text() if calls_gemma else _json_safe_chars(converter.format_grammar())
     # A plain-text answer gets the turn's room (the thought's, when there is one, comes first).
     room = max(1, (max_tokens - think_bytes) if max_tokens is not None else MAX_ANSWER_CHARS)
     lines = []
@@ -301,6 +379,8 @@ def detect_format(template: str | None) -> Format | None:
     if not template or not _TOOLS_BRANCH_RE.search(template):
         return None
     think = THINK_OPEN in template
+    if any(mark in template for mark in gemma.TEMPLATE_MARKS):
+        return Format("functiongemma", think=think)
     if MISTRAL_CALLS in template:
         return Format("mistral", think=think)
     if PYTHON_TAG in template or "ipython" in template:
@@ -312,9 +392,12 @@ def detect_format(template: str | None) -> Format | None:
 
 def choose_format(choice: str, template: str | None) -> Format:
     """``--format``: ``auto`` (native where the template has a tools branch, else tags), ``native``
-    (refused when the template shows no known family), ``tags``, or a family by name."""
-    if choice not in FORMAT_CHOICES:
+    (refused when the template shows no known family), ``tags``, a family by name (thoughts as the
+    template has them), or a label such as ``hermes+think`` (that format exactly, whatever the template)."""
+    if not is_format_choice(choice):
         raise ConfigError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, not {choice!r}")
+    if "+" in choice:
+        return format_from_label(choice)
     if choice == "tags":
         return Format("tags")
     detected = detect_format(template)
@@ -324,11 +407,21 @@ def choose_format(choice: str, template: str | None) -> Format:
         if detected is None:
             raise ConfigError(
                 "--format native: the model's chat template has no tools branch of a known family "
-                "(Hermes/Qwen <tool_call>, Llama 3 <|python_tag|>, Mistral [TOOL_CALLS]); use --format tags"
+                "(Hermes/Qwen <tool_call>, Llama 3 <|python_tag|>, Mistral [TOOL_CALLS], FunctionGemma "
+                "<start_function_call>); use --format tags"
             )
         return detected
     think = detected.think if detected is not None else bool(template and THINK_OPEN in template)
     return Format(_family(choice), think=think)
+
+
+def is_format_choice(choice: str) -> bool:
+    """``choice`` is a ``--format`` value: one of :data:`FORMAT_CHOICES`, or a native label
+    (``hermes+think``)."""
+    name, plus, flag = choice.partition("+")
+    if plus:
+        return flag == "think" and name in FORMAT_NAMES and name != "tags"
+    return choice in FORMAT_CHOICES
 
 
 def _family(name: str) -> FormatName:

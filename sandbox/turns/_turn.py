@@ -36,7 +36,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -657,25 +657,29 @@ def args_max_bytes(tool: ToolSpec, string_cap: int, array_cap: int) -> float:
     return max_bytes(converter.format_grammar(), rule)
 
 
-def tool_caps(tool: ToolSpec, room: int) -> tuple[int, int] | None:
+def tool_caps(
+    tool: ToolSpec, room: int, measure: Callable[[ToolSpec, int, int], float] | None = None
+) -> tuple[int, int] | None:
     """The string cap (bytes) and array cap (items) under which every call's arguments fit in ``room``
-    bytes, or None when even empty strings and arrays do not fit.
+    bytes, or None when even empty strings and arrays do not fit. ``measure(tool, string_cap,
+    array_cap)`` is the arguments' most bytes (default: :func:`args_max_bytes`, their JSON).
 
     Strings come first: arrays get the most items (at most :data:`MAX_ARRAY_ITEMS`) that still leave
     strings :data:`_STRING_TARGET` bytes (or as long as one item leaves them), and strings then the
     most bytes (at most :data:`MAX_STRING_CHARS`) that fit with that many items.
     """
-    if room < 2 or args_max_bytes(tool, 0, 0) > room:
+    size = measure or args_max_bytes
+    if room < 2 or size(tool, 0, 0) > room:
         return None
 
     @functools.cache
     def longest_string(items: int) -> int:  # -1: not even empty strings fit
-        if args_max_bytes(tool, 0, items) > room:
+        if size(tool, 0, items) > room:
             return -1
         low, high = 0, MAX_STRING_CHARS
         while low < high:
             middle = (low + high + 1) // 2
-            if args_max_bytes(tool, middle, items) <= room:
+            if size(tool, middle, items) <= room:
                 low = middle
             else:
                 high = middle - 1

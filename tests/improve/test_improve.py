@@ -9,6 +9,7 @@ should, --resume redoes nothing finished, bad input is one line); the gain is th
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -206,3 +207,72 @@ def test_resume_counts_an_option_added_since_the_run_started_as_its_default(tmp_
         improve(replace(options, resume=True, threshold=0.5))
     with pytest.raises(ImproveError, match=r"other settings \(direct_share\)"):
         improve(replace(options, resume=True, direct_share=0.2))
+
+
+# --------------------------------------------------------------------------- the turn format
+
+TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
+
+
+def _family_gguf(path: Path, family: str) -> Path:
+    from sandbox.models import default_model_path, write_chat_template
+
+    return write_chat_template(default_model_path(), path, (TEMPLATES / f"{family}.jinja").read_text())
+
+
+def test_the_format_is_chosen_once_recorded_and_a_resume_in_another_is_refused(tmp_path: Path) -> None:
+    from sandbox.improve._loop import _open_folder, improve_format
+
+    model = _family_gguf(tmp_path / "m.gguf", "hermes")
+    options = _options(tmp_path, model=model)
+    fmt = improve_format(options)
+    assert fmt.label == "hermes"  # auto: the template's tools branch
+    assert improve_format(replace(options, turn_format="tags")).label == "tags"
+    assert improve_format(_options(tmp_path)).label == "tags"  # the embedded model's template has none
+    descriptor, state = _open_folder(options, fmt)
+    os.close(descriptor)
+    assert state["format"] == "hermes"
+    assert json.loads((options.out / STATE_FILE).read_text(encoding="utf-8"))["format"] == "hermes"
+    with pytest.raises(ImproveError, match=r"other settings \(turn_format\)"):
+        improve(replace(options, resume=True, turn_format="tags"))
+    # The same options, but the model's template now says Llama 3: the run would change format.
+    _family_gguf(model, "llama3")
+    with pytest.raises(ImproveError, match="started in the turn format hermes, and these options run llama3"):
+        improve(replace(options, resume=True))
+    (tmp_path / "other").mkdir()
+    for changes, says in (
+        ({"turn_format": "native", "model": None}, "no tools branch"),
+        ({"turn_format": "json"}, "--format must be one of"),
+    ):
+        with pytest.raises(ImproveError, match=says):
+            improve(replace(_options(tmp_path / "other"), **changes))  # type: ignore[arg-type]
+        assert not (tmp_path / "other" / "improve").exists()
+
+
+@pytest.mark.train
+@pytest.mark.model
+def test_a_native_format_runs_through_every_stage(tmp_path: Path) -> None:
+    """Under a Hermes template every stage runs in the Hermes format: the base and tuned evaluations,
+    the oracle's demonstrations, the kept traces, and the export that is trained on."""
+    model = _family_gguf(tmp_path / "hermes.gguf", "hermes")
+    options = _options(tmp_path, model=model, chat_template=TEMPLATES / "hermes-train.jinja")
+    result = improve(options)
+    out = options.out
+    assert result.report["format"] == "hermes" and result.report["options"]["turn_format"] == "auto"
+    folders = [out / "base" / "heldout", out / "heldout-demos", out / "round-1" / "samples"]
+    folders += [out / "round-1" / "heldout"] + (
+        [out / "round-1" / "demos"] if (out / "round-1" / "demos").exists() else []
+    )
+    for folder in folders:
+        traces = read_traces(folder / "traces.jsonl")
+        assert traces and {t.format for t in traces} == {"hermes"}, folder
+    demos = read_traces(out / "heldout-demos" / "traces.jsonl")
+    calls = [m for t in demos for m in t.messages if m.role == "assistant" and "<tool_call>" in m.content]
+    assert calls and all("<think>" not in m.content and "<answer>" not in m.content for m in calls)
+    assert all("<answer>" not in m.content for t in demos for m in t.messages if m.role == "assistant")
+    rows = [json.loads(line) for line in (out / "round-1" / "data" / "train.jsonl").read_text().splitlines()]
+    assert rows and all(m.get("tool_calls") is None for row in rows for m in row["messages"])
+    assert all(row["tools"] for row in rows)  # the template lists the tools, from the tools column
+    assert "calculate" not in rows[0]["messages"][0]["content"]
+    assert result.report["rounds"][0]["train"]["steps"] == 1
+    assert result.report["base"]["heldout_loss"] > 0  # the demonstrations scored with the template's tools

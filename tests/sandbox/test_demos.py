@@ -123,3 +123,47 @@ def test_demo_thoughts_fit_any_width(width: int, answer: str) -> None:
         demo_answer_thought(None, None, answer, width=width),
     ):
         assert text_width(thought) <= width and "<" not in thought
+
+
+NATIVE_LABELS = ["hermes", "hermes+think", "llama3", "mistral", "functiongemma"]
+PICKS = (
+    "calc-pens-word-problem",
+    "no-tool-two-plus-two",
+    "music-play-toxic",
+    "weather-denver-outfit-tonight",
+)
+
+
+@pytest.mark.parametrize("label", NATIVE_LABELS)
+def test_demos_in_a_native_format_are_written_in_its_syntax_and_score_as_the_tag_ones(
+    tmp_path: Path, label: str
+) -> None:
+    from sandbox.turns import format_from_label
+
+    def demos(turn_format: str, out: str) -> list:
+        spec = RunSpec(
+            tasks=SEED_FILE,
+            servers=ROOT / "servers" / "mcp.json",
+            out=tmp_path / out,
+            only=PICKS,
+            turn_format=turn_format,
+            rewards="outcome,tool_syntax,bfcl,process",
+        )
+        anyio.run(write_demos, spec)
+        return sorted(read_traces(tmp_path / out / TRACES_FILE), key=lambda t: t.task_id)
+
+    tags, native = demos("auto", "tags"), demos(label, "native")
+    fmt = format_from_label(label)
+    assert {t.format for t in tags} == {"tags"} and {t.format for t in native} == {label}
+    for before, after in zip(tags, native, strict=True):
+        assert after.stop_reason == "answer" and after.final_answer == before.final_answer
+        assert [s.call for s in after.steps] == [s.call for s in before.steps]  # read back as the same calls
+        assert {n: r.value for n, r in after.rewards.items()} == {
+            n: r.value for n, r in before.rewards.items()
+        }
+        written = [m.content for m in after.messages if m.role == "assistant"]
+        assert all("<answer>" not in text for text in written)
+        assert all(("<think>" in text) == fmt.think for text in written)
+        for step, text in zip(after.steps, written, strict=True):
+            if step.call is not None:
+                assert fmt.render_call(step.call) in text  # the family's own call syntax

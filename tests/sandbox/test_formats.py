@@ -24,12 +24,19 @@ from sandbox.turns import Format, choose_format, detect_format, format_from_labe
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
-FAMILIES = {"hermes": "hermes", "qwen3": "hermes+think", "llama3": "llama3", "mistral": "mistral"}
+FAMILIES = {
+    "hermes": "hermes",
+    "qwen3": "hermes+think",
+    "llama3": "llama3",
+    "mistral": "mistral",
+    "functiongemma": "functiongemma",
+}
 NATIVE = [
     Format("hermes", think=False),
     Format("hermes", think=True),
     Format("llama3", False),
     Format("mistral", False),
+    Format("functiongemma", False),
 ]
 TASK = Task(
     id="calc",
@@ -134,6 +141,59 @@ def test_native_syntax_each_family_writes() -> None:
     assert hermes.parse("It is 369.").answer == "It is 369."  # plain text answers
 
 
+GEMMA = Format("functiongemma", think=False)
+
+
+def test_functiongemma_syntax_is_read_in_order_and_leniently() -> None:
+    call = "<start_function_call>call:calculate{expression:<escape>2*3<escape>}<end_function_call>"
+    later = "<start_function_call>call:other{}<end_function_call>"
+    text = "I will compute.\n" + call + "<start_function_response>response:calculate{value:9}" + later
+    parsed = GEMMA.parse(text)
+    assert parsed.call == ToolCall(id="call_0", name="calculate", arguments={"expression": "2*3"})
+    assert parsed.thought == "I will compute." and text[: parsed.end].endswith(call)  # the first call wins
+    assert GEMMA.action_end(text) == parsed.end
+    assert GEMMA.action_end(call[:-3]) is None  # not closed yet
+    # FunctionGemma's documents allow bare values: numbers, literals and unescaped words
+    bare = GEMMA.parse(
+        "<start_function_call>call:f{n:15,x:-2.5,ok:true,none:null,unit:celsius}<end_function_call>"
+    )
+    assert bare.call is not None
+    assert bare.call.arguments == {"n": 15, "x": -2.5, "ok": True, "none": None, "unit": "celsius"}
+    nested = GEMMA.parse("<start_function_call>call:f{a:[1,<escape>b, c}<escape>],o:{k:<escape>v<escape>}}")
+    assert nested.call is not None and nested.call.arguments == {"a": [1, "b, c}"], "o": {"k": "v"}}
+    # a stop string removes the closing tag; it is put back
+    assert GEMMA.complete(call.removesuffix("<end_function_call>")) == call
+    assert "<end_function_call>" in GEMMA.stop_strings and "<start_function_response>" in GEMMA.stop_strings
+    for broken, says in (
+        ("<start_function_call>call:f{x:<escape>open}<end_function_call>", "closing <escape> is missing"),
+        ("<start_function_call>f{x:1}<end_function_call>", "'call:' does not follow"),
+        ("<start_function_call>call:f{x 1}<end_function_call>", "':' is expected"),
+        ("<start_function_call>call:f{x:}<end_function_call>", "a value is missing"),
+        ("<start_function_call>call:f{x:" + "[" * 80 + "]" * 80 + "}", "nested deeper than 64 levels"),
+    ):
+        turn = GEMMA.parse(broken)
+        assert turn.action == "broken_call" and says in (turn.error or ""), (broken, turn.error)
+    assert GEMMA.parse("It is 6.").answer == "It is 6."  # no call: a plain-text answer
+
+
+def test_functiongemma_results_and_prompt() -> None:
+    assert GEMMA.render_result("calculate", "369") == "calculate{value:<escape>369<escape>}"
+    assert (
+        GEMMA.system_prompt([]) == "You are a model that can do function calling with the following functions"
+    )
+    assert GEMMA.system_prompt([], "Be brief.").startswith("Be brief.\n\n")
+    assert "<start_function_call>call:TOOL_NAME{}<end_function_call>" in GEMMA.retry_note("x")
+
+
+def test_a_gemma3_template_has_no_tools_branch_and_runs_tags() -> None:
+    """Gemma 3's template (no tools branch, roles that alternate) runs the tag format under auto."""
+    template = _template("gemma3")
+    assert detect_format(template) is None
+    assert choose_format("auto", template).label == "tags"
+    with pytest.raises(ConfigError, match="no tools branch"):
+        choose_format("native", template)
+
+
 @pytest.mark.parametrize("fmt", NATIVE, ids=lambda f: f.label)
 def test_each_native_grammar_compiles(fmt: Format) -> None:
     from llama_cpp import LlamaGrammar
@@ -151,6 +211,7 @@ def test_each_native_grammar_compiles(fmt: Format) -> None:
     ]
     grammar = fmt.grammar(tools)
     assert ("[TOOL_CALLS][" in grammar) == (fmt.name == "mistral")
+    assert ('"<start_function_call>call:" ( "calculate"' in grammar) == (fmt.name == "functiongemma")
     assert ('\\"parameters\\"' in grammar) == (fmt.name == "llama3")
     LlamaGrammar.from_string(grammar, verbose=False)
 
@@ -194,7 +255,7 @@ def test_episode_format_without_a_template_is_tags() -> None:
 
 
 class CallsOnly(Format):
-    """The Hermes format whose grammar leaves out the answer: a small model must call."""
+    """A native format whose grammar leaves out the answer: a small model must call."""
 
     def grammar(self, tools: list[ToolSpec], allow_answer: bool = True, max_tokens: int | None = None) -> str:
         return super().grammar(tools, allow_answer=False, max_tokens=max_tokens)
@@ -292,3 +353,118 @@ async def test_a_real_hermes_episode_over_stdio_exports_what_the_model_saw(
         reopened.close()
     assert exported == seen
     assert (exported.startswith(first_prompt) and "<tool_response>" in exported) or not calls
+
+
+TOOL_LISTING = {
+    "llama3": '"name": "calculate"',
+    "mistral": '[AVAILABLE_TOOLS][{"type": "function", "function": {"name": "calculate"',
+    "functiongemma": "<start_function_declaration>declaration:calculate{description:<escape>",
+}
+
+
+@pytest.mark.model
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["constrained", "free"])
+@pytest.mark.parametrize("family", list(TOOL_LISTING))
+async def test_a_real_episode_in_each_native_format_over_stdio(
+    family_gguf: dict[str, Path], family: str, mode: str
+) -> None:
+    """The embedded weights under another family's template, the real calculator over stdio: the trace
+    records the family's format, the prompt the model read lists the tools as the template renders
+    them, and every turn reads as a call, an answer or a broken call (constrained: calls only, each
+    answered by the server). Whatever the tiny model writes, the episode ends cleanly."""
+    import sys
+
+    from sandbox.records import Sampling
+
+    model = LlamaModel(family_gguf[family], n_ctx=4096)
+    prompts: list[str] = []
+    render = model.render
+
+    def seen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        prompts.append(render(*args, **kwargs))
+        return prompts[-1]
+
+    model.render = seen  # type: ignore[method-assign]
+    config = load_config(
+        {
+            "mcpServers": {
+                "calculator": {
+                    "command": sys.executable,
+                    "args": ["-m", "servers.calculator"],
+                    "cwd": str(ROOT),
+                }
+            }
+        }
+    )
+    try:
+        async with ToolHub(config) as hub:
+            fmt = CallsOnly(family, think=False) if mode == "constrained" else "auto"  # type: ignore[arg-type]
+            trace = await run_episode(
+                TASK,
+                model,
+                hub,
+                Limits(max_steps=2, max_completion_tokens=256),
+                mode=mode,  # type: ignore[arg-type]
+                sampling=Sampling(max_tokens=128),
+                turn_format=fmt,
+            )
+    finally:
+        model.close()
+    assert trace.format == family and Trace.model_validate_json(trace.model_dump_json()).format == family
+    assert prompts and TOOL_LISTING[family] in prompts[0]  # the template's own tool list
+    assert "calculate" not in trace.messages[0].content  # not the system prompt's
+    assert trace.stop_reason in ("answer", "max_steps", "token_budget"), trace.error
+    assert trace.steps and all(s.action in ("tool_call", "answer", "broken_call") for s in trace.steps)
+    if mode == "constrained":
+        assert all(s.action == "tool_call" and s.call is not None for s in trace.steps)
+        assert all(s.call.name == "calculate" for s in trace.steps if s.call is not None)
+    for step in trace.steps:
+        if step.call is not None and step.action == "tool_call":
+            assert step.result is not None  # the real server answered
+    tool_messages = [m for m in trace.messages if m.role == "tool"]
+    if tool_messages:
+        assert any(tool_messages[0].content[:20] in prompt for prompt in prompts[1:])  # the result was read
+
+
+@pytest.mark.model
+@pytest.mark.anyio
+async def test_a_gemma3_gguf_runs_the_tag_format_with_results_as_user_turns(
+    family_gguf: dict[str, Path], calculator_hub
+) -> None:  # type: ignore[no-untyped-def]
+    """A Gemma 3 template has no tools branch: auto runs tags, the tool list is in the system text the
+    template joins to the first user turn, and a tool result goes in as a user turn (the template
+    refuses a ``tool`` role), with one BOS."""
+    from sandbox.records import Message, Sampling
+
+    model = LlamaModel(family_gguf["gemma3"], n_ctx=4096)
+    try:
+        assert episode_format(model).label == "tags"
+        tags = Format()
+        tools = calculator_hub.tools(["calculator"])
+        call = ToolCall(id="c", name="calculate", arguments={"expression": "1+1"})
+        messages = [
+            Message(role="system", content=tags.system_prompt(tools)),
+            Message(role="user", content="1+1?"),
+            Message(role="assistant", content=tags.render_call(call)),
+            Message(
+                role="tool", name="calculate", tool_call_id="c", content=tags.render_result("calculate", "2")
+            ),
+        ]
+        prompt = model.render(messages)
+        assert prompt.count("<start_of_turn>user\n") == 2 and "<start_of_turn>tool" not in prompt
+        assert f"<start_of_turn>user\n{tags.system_prompt(tools)}\n\n1+1?<end_of_turn>" in prompt
+        assert '<start_of_turn>user\n<tool_response name="calculate">\n2' in prompt
+        tokens, bos = model.tokenize(prompt), model._llm.token_bos()
+        assert tokens[:2] != [bos, bos]
+        trace = await run_episode(
+            TASK,
+            model,
+            calculator_hub,
+            Limits(max_steps=2, max_completion_tokens=256),
+            sampling=Sampling(max_tokens=128),
+        )
+    finally:
+        model.close()
+    assert trace.format == "tags" and trace.stop_reason in ("answer", "max_steps", "token_budget")
+    assert trace.steps and all(s.action in ("tool_call", "answer", "broken_call") for s in trace.steps)

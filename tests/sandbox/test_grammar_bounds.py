@@ -186,7 +186,9 @@ def test_every_text_the_grammar_accepts_fits_the_token_limit(tools: list, max_to
 
 
 NATIVE_FORMATS = [
-    Format(name, think=think) for name in ("hermes", "llama3", "mistral") for think in (False, True)
+    Format(name, think=think)
+    for name in ("hermes", "llama3", "mistral", "functiongemma")
+    for think in (False, True)
 ]
 
 
@@ -337,3 +339,60 @@ async def test_calls_through_the_hub_keep_to_the_schema(llama_model) -> None:  #
                             assert step.result is not None and not step.result.is_error, step.result.text
                             json.dumps(step.call.arguments)
     assert calls >= 4
+
+
+@given(
+    tools=st.lists(st.tuples(tool_names, schemas), min_size=1, max_size=3, unique_by=lambda t: t[0]),
+    max_tokens=st.integers(64, 1500),
+)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_functiongemma_grammars_fit_the_token_limit(tools: list, max_tokens: int) -> None:
+    """FunctionGemma's grammar (its own value syntax, not JSON) is sized like the others."""
+    from llama_cpp import LlamaGrammar
+
+    specs = [
+        ToolSpec(name=name, input_schema={"type": "object", "properties": {"x": schema}, "required": ["x"]})
+        for name, schema in tools
+    ]
+    grammar = Format("functiongemma", think=False).grammar(specs, max_tokens=max_tokens)
+    assert max_bytes(grammar) <= max_tokens
+    LlamaGrammar.from_string(grammar, verbose=False)
+
+
+CALC = ToolSpec(
+    name="calculate",
+    description="Exact arithmetic.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "expression": {"type": "string"},
+            "precision": {"type": "integer", "minimum": 0, "maximum": 12},
+            "mode": {"enum": ["exact", "float"]},
+        },
+        "required": ["expression"],
+    },
+)
+
+
+@pytest.mark.model
+def test_constrained_functiongemma_turns_read_back_as_schema_valid_calls(llama_model) -> None:  # type: ignore[no-untyped-def]
+    """What the grammar lets the real model write is a FunctionGemma call the parser reads back,
+    valid against the tool's schema, within the token limit."""
+    from sandbox.models import ModelRequest
+    from sandbox.records import Message, Sampling
+
+    fmt = Format("functiongemma", think=False)
+    grammar = fmt.grammar([CALC], allow_answer=False, max_tokens=160)
+    assert "calculate" in grammar  # the tool fits the turn (each <escape> counts its 8 bytes)
+    messages = (
+        Message(role="system", content=fmt.system_prompt([CALC])),
+        Message(role="user", content="What is 17*24-39? Use the calculator."),
+    )
+    for seed in range(3):
+        sampling = Sampling(temperature=1.0, max_tokens=160, seed=seed)
+        response = llama_model.complete(ModelRequest(messages, sampling, grammar=grammar))
+        turn = fmt.parse(response.text)
+        assert turn.action == "tool_call" and turn.call is not None, (response.text, turn.error)
+        assert response.text.startswith("<start_function_call>call:calculate{expression:<escape>")
+        jsonschema.validate(turn.call.arguments, CALC.input_schema)
+        assert response.usage.completion_tokens <= 160

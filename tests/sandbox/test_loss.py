@@ -133,3 +133,39 @@ def test_loss_command_bad_input(sandbox_cli, tmp_path) -> None:  # type: ignore[
     assert done.returncode == 2 and f"{bad}:1" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     done = sandbox_cli("loss", str(bad), "--max-perplexity", "3")
     assert done.returncode == 2 and "go together" in done.stderr
+
+
+@pytest.mark.model
+def test_a_native_trace_is_scored_as_its_template_rendered_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A trace of a native format was prompted with the tools in the template's own argument; its
+    loss is taken on that text (the tool list included), not on the transcript without it."""
+    from pathlib import Path
+
+    from sandbox.models import default_model_path, write_chat_template
+    from sandbox.records import ToolSpec
+    from sandbox.turns import Format
+
+    template = Path(__file__).resolve().parents[1] / "fixtures" / "templates" / "hermes.jinja"
+    gguf = write_chat_template(default_model_path(), tmp_path / "hermes.gguf", template.read_text())
+    calc = ToolSpec(name="calculate", description="Exact arithmetic.", input_schema={"type": "object"})
+    call = '<tool_call>\n{"name": "calculate", "arguments": {"expression": "17*24"}}\n</tool_call>'
+    trace = _trace(
+        "n",
+        Message(role="assistant", content=call),
+        Message(role="tool", content="408"),
+        Message(role="assistant", content="It is 408."),
+    ).model_copy(update={"format": "hermes", "tools": [calc]})
+    model = LlamaModel(gguf, n_ctx=2048)
+    try:
+        tools = Format("hermes", think=False).template_tools([calc])
+        with_tools, without = (
+            tokenize_trace(model, trace.messages, tools),
+            tokenize_trace(model, trace.messages),
+        )
+        (scored,) = TraceScorer(model).score_all([trace])
+        tags = TraceScorer(model).score_all([trace.model_copy(update={"format": "tags"})])[0]
+    finally:
+        model.close()
+    assert scored.loss is not None and scored.total_tokens == len(with_tools.tokens)
+    assert len(with_tools.tokens) > len(without.tokens) + 20  # the template's tool list
+    assert tags.total_tokens == len(without.tokens)

@@ -322,3 +322,71 @@ async def test_recorded_state_snapshots_are_kept_by_a_replay() -> None:
     assert replayed.final_state == original.final_state
     assert [step.state for step in replayed.steps] == [step.state for step in original.steps]
     assert replayed.steps[0].state is not None
+
+
+# --------------------------------------------------------------------------- turn formats
+
+JSON_369 = '{"name": "calculate", "arguments": {"expression": "17*24-39"}}'
+NATIVE_TURNS = {
+    "hermes": f"<tool_call>\n{JSON_369}\n</tool_call>",
+    "hermes+think": f"<think>\nx\n</think>\n<tool_call>\n{JSON_369}\n</tool_call>",
+    "llama3": "<|python_tag|>" + JSON_369.replace("arguments", "parameters"),
+    "mistral": f"[TOOL_CALLS][{JSON_369}]",
+    "functiongemma": (
+        "<start_function_call>call:calculate{expression:<escape>17*24-39<escape>}<end_function_call>"
+    ),
+}
+
+
+async def _native_trace(label: str, mode: Mode = "free") -> Trace:
+    from servers.calculator import server as calculator
+
+    async with ToolHub.in_memory({"calculator": calculator}) as hub:
+        model = ScriptedModel([NATIVE_TURNS[label], "It is 369."])
+        return await run_episode(TASK, model, hub, mode=mode, turn_format=label)
+
+
+@pytest.mark.parametrize("label", list(NATIVE_TURNS))
+def test_a_native_trace_replays_in_the_format_it_ran(label: str) -> None:
+    original = score_trace(anyio.run(_native_trace, label), TASK, RULE_REWARDS)
+    assert original.format == label and original.steps[0].action == "tool_call"
+    assert original.final_answer == "It is 369." and original.rewards["outcome"].value == 1.0
+    replayed = score_trace(anyio.run(replay_trace, original), TASK, RULE_REWARDS)
+    assert_same_episode(original, replayed)  # the same system prompt, parser and tool messages
+    assert replayed.format == label and replayed.rewards == original.rewards
+
+
+def test_a_live_replay_writes_the_recorded_format_unless_told_another() -> None:
+    original = anyio.run(_native_trace, "functiongemma")
+    seen: list[ModelRequest] = []
+
+    def live_turns(request: ModelRequest) -> str:
+        seen.append(request)
+        return "It is 369."
+
+    again = anyio.run(replay_trace, original, ScriptedModel(live_turns, name="live"))
+    assert again.format == "functiongemma" and seen[0].template_tools is not None
+    assert "<end_function_call>" in seen[0].stop or seen[0].grammar is not None
+    seen.clear()
+    tags = anyio.run(replay_trace, original, ScriptedModel(live_turns, name="live"), None, "tags")
+    assert tags.format == "tags" and seen[0].template_tools is None
+    assert "calculate" in tags.messages[0].content  # the tag prompt lists the tools itself
+    unknown = original.model_copy(update={"format": "yaml-calls"})
+    with pytest.raises(ValueError, match="turn format 'yaml-calls'"):
+        anyio.run(replay_trace, unknown)
+
+
+def test_cli_replay_format_goes_with_a_live_model_only(sandbox_cli: Cli, tmp_path: Path) -> None:
+    original = score_trace(anyio.run(_native_trace, "mistral"), TASK, RULE_REWARDS)
+    recorded = _write(tmp_path / "t.jsonl", [original])
+    out = tmp_path / "r.jsonl"
+    done = sandbox_cli(
+        "replay", str(recorded), "-o", str(out), "--rewards", "outcome", "--format", "recorded"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 reproduced the recording, 0 diverged" in done.stdout
+    assert [t.format for t in read_traces(out)] == ["mistral"]
+    for value, says in (("tags", "goes with --model"), ("yaml", "--format must be recorded")):
+        refused = sandbox_cli("replay", str(recorded), "-o", str(tmp_path / "x.jsonl"), "--format", value)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
