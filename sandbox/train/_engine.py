@@ -295,7 +295,6 @@ class _Run:
         if self.before is None:
             self._write_config(template, max_length)
         trainer = self._trainer(_with_lora(model, self.options), tokenizer, dataset, max_length)
-        total = int(trainer.args.max_steps) if trainer.args.max_steps > 0 else 0
         checkpoint = self._resume_point()
         self.started = time.perf_counter()
         try:
@@ -306,11 +305,12 @@ class _Run:
                 raise
             raise self._save_failed(exc) from exc
         steps = int(trainer.state.global_step)
+        total = int(trainer.state.max_steps or 0) or steps  # from the epochs when no steps were given
         seconds = time.perf_counter() - self.started
-        self.report(TrainProgress("saving", steps, total or steps, message="writing the adapter"))
+        self.report(TrainProgress("saving", steps, total, message="writing the adapter"))
         adapter, merged = self._save_final(trainer.model)
         resumed = self.folder.step_of(checkpoint) if checkpoint else None
-        return self._result(trainer, adapter, merged, steps, total or steps, seconds, max_length, resumed)
+        return self._result(trainer, adapter, merged, steps, total, seconds, max_length, resumed)
 
     def _resume_point(self) -> Path | None:
         """The checkpoint a resume continues from (its metrics and token count taken back), or None."""
@@ -527,7 +527,7 @@ class _Run:
             merged=merged,
             steps=steps,
             total_steps=total,
-            interrupted=self.stop.is_set(),
+            interrupted=self.stop.is_set() and steps < total,  # a Ctrl-C after the last step stops nothing
             rows=len(self.data.rows),
             tokens=tokens,
             seconds=seconds,
