@@ -17,9 +17,12 @@ The improve folder::
 
 Round K samples with the base model and round K-1's adapter (round 1: the base alone) and trains
 a fresh adapter on the base, on everything kept so far. Every stage's result goes into
-``state.json`` when it finishes; ``resume`` skips finished stages, and a run folder a kill left
-half-written continues where it stopped (``sandbox generate --resume``). The whole folder is held
-by one process at a time.
+``state.json`` when it finishes; ``resume`` skips finished stages, a run folder a kill left
+half-written continues where it stopped (``sandbox generate --resume``) and an unfinished training
+run from its newest checkpoint (``sandbox train --resume``, one every ``save_steps``). A first
+Ctrl-C stops any stage as ``sandbox run`` stops (episodes through ``run_stoppable``, training after
+its current step with a checkpoint) and ends in ``KeyboardInterrupt``. The whole folder is held by
+one process at a time.
 """
 
 from __future__ import annotations
