@@ -221,8 +221,13 @@ def train(options: TrainOptions, progress: ProgressFn | None = None) -> TrainRes
 
 def _check_resume(options: TrainOptions, base: Path, data: TrainData, where: Placement) -> dict[str, Any]:
     """The run's ``config.json``, once nothing that changes what is trained differs from it; else
-    one line naming each difference."""
-    config = json.loads((options.out / CONFIG).read_text(encoding="utf-8"))
+    one line naming each difference. The chat template is compared (by sha256) once it is read."""
+    try:
+        config = json.loads((options.out / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResumeRefused(
+            f"{options.out / CONFIG} cannot be read ({exc}); --overwrite to train again"
+        ) from exc
     before = config.get("options", {})
     defaults = TrainOptions(data=options.data, out=options.out)
     changed = [
@@ -237,7 +242,6 @@ def _check_resume(options: TrainOptions, base: Path, data: TrainData, where: Pla
             ("method", data.method, config.get("method")),
             ("model", file_sha256(base), config.get("model", {}).get("sha256")),
             ("precision", where.precision, config.get("precision")),
-            ("chat_template", _plain(options.chat_template), before.get("chat_template")),
         )
         if now != then
     ]
