@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -81,18 +81,25 @@ def train_command(
         overwrite=overwrite,
         resume=resume,
     )
-    with _Bar(err_console) as bar:
-        result = train(options, progress=bar.update)
+    try:
+        with _Bar(err_console) as bar:
+            result = train(options, progress=bar.update)
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        if not (out / "config.json").is_file():  # nothing to resume yet
+            err_console.print("interrupted before training started", highlight=False, markup=False)
+            raise typer.Exit(INTERRUPTED) from None
+        _interrupted("stopped before the next checkpoint; the checkpoints written are kept")
     _print_result(result)
     if result.interrupted:
-        err_console.print(
-            f"interrupted: stopped after step {result.steps} of {result.total_steps}, checkpoint "
-            f"{result.checkpoints[-1] if result.checkpoints else '-'} saved; resume with: {resume_command()}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(INTERRUPTED)
+        saved = result.checkpoints[-1] if result.checkpoints else "-"
+        _interrupted(f"stopped after step {result.steps} of {result.total_steps}, checkpoint {saved} saved")
+
+
+def _interrupted(what: str) -> NoReturn:
+    err_console.print(
+        f"interrupted: {what}; resume with: {resume_command()}", highlight=False, markup=False, soft_wrap=True
+    )
+    raise typer.Exit(INTERRUPTED)
 
 
 class _Bar:

@@ -7,9 +7,13 @@ the very adapter an uninterrupted run writes; changed options are refused in one
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shlex
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from tests.train.train_fixtures import export, make_run
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = [pytest.mark.train, pytest.mark.model]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tensors(adapter: Path) -> dict[str, np.ndarray]:
@@ -122,3 +127,41 @@ def test_a_full_disk_mid_save_loses_no_checkpoint_and_resume_continues(
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and reason in lines[0], done.stderr[-2000:]
     assert _steps(out / "metrics.jsonl") == [1, 2, 3]  # the refused resumes changed nothing
+
+
+def test_sandbox_train_stopped_by_sigint_prints_the_command_that_finishes_it(tmp_path: Path) -> None:
+    rows = export(make_run(tmp_path / "gen", n=1), tmp_path / "sft", "sft")
+    out = tmp_path / "train"
+    args = [sys.executable, "-m", "sandbox", "train", str(rows), "-o", str(out), "--steps", "3"]
+    args += ["--save-steps", "1"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # SIGINT to its process group, as a terminal sends it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 600
+    while not (out / "checkpoints" / "step-1").is_dir():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint in 600 s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-3000:]
+    line = next(line for line in stderr.splitlines() if line.startswith("interrupted:"))
+    newest = max(int(path.name.split("-")[1]) for path in (out / "checkpoints").iterdir())
+    assert newest < 3 and f"checkpoint {out / 'checkpoints' / f'step-{newest}'} saved" in line, line
+    resume = shlex.split(line.split("resume with: ", 1)[1])
+    assert resume == [*args, "--resume"]
+
+    done = subprocess.run(resume, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed from step {newest}" in done.stdout
+    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert (result["steps"], result["total_steps"], result["resumed_from"]) == (3, 3, newest)
+    assert not result["interrupted"] and _steps(out / "metrics.jsonl") == [1, 2, 3]
