@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from sandbox.cli._app import ModelFile, RewardNames, Threads, app, console, err_console
+from sandbox.cli._runs import INTERRUPTED, resume_command
 
 
 @app.command("improve")
@@ -67,6 +68,9 @@ def improve_command(
     alpha: Annotated[float, typer.Option(help="LoRA alpha.")] = 32.0,
     batch_size: Annotated[int, typer.Option(help="Rows per micro-batch.")] = 1,
     grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    save_steps: Annotated[
+        int, typer.Option(help="Training checkpoint every this many steps (and on Ctrl-C).")
+    ] = 10,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in -o after its last finished stage.")
     ] = False,
@@ -113,6 +117,7 @@ def improve_command(
         alpha=alpha,
         batch_size=batch_size,
         gradient_accumulation=grad_accum,
+        save_steps=save_steps,
         resume=resume,
         overwrite=overwrite,
     )
@@ -123,8 +128,14 @@ def improve_command(
     try:
         result = improve(options, progress=line)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished stages are kept in {out}; continue with --resume")
-        raise typer.Exit(130) from None
+        err_console.print(
+            f"interrupted: finished stages and the newest training checkpoint are kept in {out}; "
+            f"resume with: {resume_command()}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(INTERRUPTED) from None
     for text in summary_lines(result.report):
         console.print(text, highlight=False, markup=False)
     console.print(f"wrote {result.report_path}, {result.plot} and {len(result.views)} viewer page(s)")

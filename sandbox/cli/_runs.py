@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 import sys
-import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -47,6 +44,9 @@ from sandbox.cli._render import (
 )
 from sandbox.records import SandboxError, read_traces
 
+T = TypeVar("T")
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT), as sandbox.runs.INTERRUPTED
+
 TurnFormat = Annotated[
     str,
     typer.Option(
@@ -57,56 +57,11 @@ TurnFormat = Annotated[
 ]
 
 
-T = TypeVar("T")
-INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT)
-
-
 def run_stoppable(main: Callable[[], Awaitable[T]]) -> T:
-    """``anyio.run(main)`` that Ctrl-C stops cleanly: the first SIGINT cancels ``main`` (a model turn
-    in progress ends at its next token, every trace already written stays, servers and model close)
-    and raises ``KeyboardInterrupt`` once it has unwound; a second SIGINT ends the process at once
-    (exit 130; the trace file keeps its complete lines, a resume cuts a half-written one). Where
-    SIGINT is ignored (a background job of a script) it stays ignored."""
-    watch = threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    interrupted = False
-    finished: list[T] = []
-    failed: list[Exception] = []
+    """:func:`sandbox.runs.run_stoppable`, saying on the console that the run is stopping."""
+    from sandbox.runs import run_stoppable as stoppable
 
-    async def guarded() -> None:
-        nonlocal interrupted
-        work = anyio.CancelScope()
-
-        async def watcher(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT) as signals:
-                task_status.started()
-                async for _ in signals:
-                    if interrupted:
-                        sys.stderr.write("second Ctrl-C: stopped at once\n")
-                        sys.stderr.flush()
-                        os._exit(INTERRUPTED)
-                    interrupted = True
-                    err_console.print("stopping at Ctrl-C (press it again to stop at once)", highlight=False)
-                    work.cancel()
-
-        async with anyio.create_task_group() as group:
-            if watch:
-                await group.start(watcher)
-            with work:
-                try:
-                    finished.append(await main())
-                except Exception as exc:  # raised as itself below, not inside this group's ExceptionGroup
-                    failed.append(exc)
-            group.cancel_scope.cancel()
-
-    anyio.run(guarded)
-    if failed:
-        raise failed[0]
-    if not finished:
-        raise KeyboardInterrupt
-    return finished[0]
+    return stoppable(main, say=lambda line: err_console.print(line, highlight=False))
 
 
 def resume_command(argv: list[str] | None = None) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from sandbox.cli._app import app, console, err_console
+from sandbox.cli._runs import INTERRUPTED, resume_command
 
 if TYPE_CHECKING:
     from sandbox.train import TrainProgress, TrainResult
@@ -46,9 +47,13 @@ def train_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the LoRA init and the row order.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a training run already in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its newest checkpoint (same options).")
+    ] = False,
 ) -> None:
     """Fine-tune a LoRA adapter (SFT on the assistant's tokens, or DPO on pairs) into a llama.cpp GGUF
-    for --lora. A first Ctrl-C stops after the current step and writes the adapter."""
+    for --lora. A first Ctrl-C stops after the current step and writes a checkpoint and the adapter;
+    --resume continues from the newest checkpoint to the same total steps."""
     from sandbox.train import TrainOptions, train
 
     options = TrainOptions(
@@ -74,12 +79,27 @@ def train_command(
         chat_template=chat_template,
         seed=seed,
         overwrite=overwrite,
+        resume=resume,
     )
-    with _Bar(err_console) as bar:
-        result = train(options, progress=bar.update)
+    try:
+        with _Bar(err_console) as bar:
+            result = train(options, progress=bar.update)
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        if not (out / "config.json").is_file():  # nothing to resume yet
+            err_console.print("interrupted before training started", highlight=False, markup=False)
+            raise typer.Exit(INTERRUPTED) from None
+        _interrupted("stopped before the next checkpoint; the checkpoints written are kept")
     _print_result(result)
     if result.interrupted:
-        raise typer.Exit(130)
+        saved = result.checkpoints[-1] if result.checkpoints else "-"
+        _interrupted(f"stopped after step {result.steps} of {result.total_steps}, checkpoint {saved} saved")
+
+
+def _interrupted(what: str) -> NoReturn:
+    err_console.print(
+        f"interrupted: {what}; resume with: {resume_command()}", highlight=False, markup=False, soft_wrap=True
+    )
+    raise typer.Exit(INTERRUPTED)
 
 
 class _Bar:
@@ -131,8 +151,10 @@ def _print_result(result: TrainResult) -> None:
         f"wrote {result.adapter}" + (f" and {result.merged}" if result.merged else ""),
         f"use it: sandbox run ... --lora {result.adapter}",
     ]
+    if result.resumed_from is not None:
+        lines.insert(0, f"resumed from step {result.resumed_from}")
     if result.interrupted:
-        lines.insert(0, f"interrupted: stopped after step {result.steps}; the adapter so far is saved")
+        lines.insert(0, f"the adapter so far (step {result.steps}) is saved")
     for line in lines:
         console.print(line, highlight=False, markup=False)
 

@@ -20,10 +20,13 @@ a fresh adapter on the base, on everything kept so far. Every stage runs in one 
 once from ``--format`` and the base model's chat template (:func:`improve_format`): samples,
 demonstrations and evaluations are written in it and the ``sft`` export renders them as the model
 saw them, so the model trains in the format it runs in. ``state.json`` and ``report.json`` record
-it (``format``); a ``--resume`` that would run another format is refused. Every stage's result goes into
-``state.json`` when it finishes; ``resume`` skips finished stages, and a run folder a kill left
-half-written continues where it stopped (``sandbox generate --resume``). The whole folder is held
-by one process at a time.
+it (``format``); a ``--resume`` that would run another format is refused. Every stage's result goes
+into ``state.json`` when it finishes; ``resume`` skips finished stages, a run folder a kill left
+half-written continues where it stopped (``sandbox generate --resume``) and an unfinished training
+run from its newest checkpoint (``sandbox train --resume``, one every ``save_steps``). A first
+Ctrl-C stops any stage as ``sandbox run`` stops (episodes through ``run_stoppable``, training after
+its current step with a checkpoint) and ends in ``KeyboardInterrupt``. The whole folder is held by
+one process at a time.
 """
 
 from __future__ import annotations
@@ -39,8 +42,6 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from sandbox.datasets import ExportOptions, export_run, loss_file
 from sandbox.improve._options import (
@@ -68,16 +69,17 @@ from sandbox.records import (
     write_atomic,
     write_trace,
 )
-from sandbox.runs import TRACES_FILE, RunSpec, generate, write_demos
-from sandbox.train import TrainOptions, train
+from sandbox.runs import TRACES_FILE, RunSpec, generate, run_stoppable, write_demos
+from sandbox.train import ResumeRefused, TrainOptions, TrainProgress, train
 from sandbox.turns import Format, choose_format
 from sandbox.view import write_report
 
 ProgressFn = Callable[[str], None]
 ADAPTER = Path("train") / "adapter.gguf"
+TRAIN_CONFIG = "config.json"  # a training run folder's first file (sandbox.train)
 VIEW_FILE = "report.html"
 # Options that may change between a run and its --resume: they change how fast, not what.
-RESUMABLE = ("rounds", "resume", "overwrite", "threads", "parallel", "start_timeout")
+RESUMABLE = ("rounds", "resume", "overwrite", "threads", "parallel", "start_timeout", "save_steps")
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ class _Run:
             seed=options.seed,
             lora=lora,
         )
-        summary = anyio.run(partial(generate, spec))
+        summary = run_stoppable(partial(generate, spec), say=self.say)
         traces = read_traces(out / TRACES_FILE)
         write_report(out, out / VIEW_FILE)
         evaluation = evaluate_traces(traces, self.heldout_tasks).to_json()
@@ -295,7 +297,7 @@ class _Run:
         spec = self.spec(
             self.heldout_file, self.out / "heldout-demos", n=1, temperature=0.0, seed=0, lora=None
         )
-        summary = anyio.run(partial(write_demos, replace(spec, resume=True)))
+        summary = run_stoppable(partial(write_demos, replace(spec, resume=True)), say=self.say)
         return {"traces": summary.total}
 
     def heldout_loss(self, lora: Path | None) -> dict[str, Any]:
@@ -323,7 +325,7 @@ class _Run:
             seed=options.seed + number,
             lora=lora,
         )
-        summary = anyio.run(partial(generate, spec))
+        summary = run_stoppable(partial(generate, spec), say=self.say)
         traces = read_traces(folder / "samples" / TRACES_FILE)
         evaluation = evaluate_traces(traces, self.train_tasks).to_json()
         return {**evaluation, "tokens_per_second": round(summary.tokens_per_second, 1)}
@@ -343,7 +345,7 @@ class _Run:
         demos: list[Trace] = []
         if missing and self.options.demos:
             spec = self.spec(self.train_file, folder / "demos", n=1, temperature=0.0, seed=0, lora=None)
-            anyio.run(partial(write_demos, replace(spec, only=tuple(missing), resume=True)))
+            run_stoppable(partial(write_demos, replace(spec, only=tuple(missing), resume=True)), say=self.say)
             demos = read_traces(folder / "demos" / TRACES_FILE)
         earlier = read_traces(self.out / f"round-{number - 1}" / "kept.jsonl") if number > 1 else []
         chosen, dropped = cap_direct([*earlier, *kept, *demos], self.train_tasks, self.options.direct_share)
@@ -370,26 +372,38 @@ class _Run:
         options = self.options
         # A new adapter: an evaluation a kill left half-written was of the old one.
         shutil.rmtree(folder / "heldout", ignore_errors=True)
-        result = train(
-            TrainOptions(
-                data=folder / "data",
-                out=folder / "train",
-                model=options.model,
-                chat_template=options.chat_template,
-                steps=options.steps,
-                epochs=options.epochs,
-                learning_rate=options.learning_rate,
-                rank=options.rank,
-                alpha=options.alpha,
-                batch_size=options.batch_size,
-                gradient_accumulation=options.gradient_accumulation,
-                seed=options.seed,
-                save_steps=10_000,  # a stage that dies is trained again: no mid-run checkpoints needed
-                overwrite=True,
-            )
+        run = TrainOptions(
+            data=folder / "data",
+            out=folder / "train",
+            model=options.model,
+            chat_template=options.chat_template,
+            steps=options.steps,
+            epochs=options.epochs,
+            learning_rate=options.learning_rate,
+            rank=options.rank,
+            alpha=options.alpha,
+            batch_size=options.batch_size,
+            gradient_accumulation=options.gradient_accumulation,
+            seed=options.seed,
+            save_steps=options.save_steps,
         )
+        key = f"{folder.name}/train"
+
+        def progress(event: TrainProgress) -> None:
+            if event.phase == "loading" and event.message.startswith("resuming"):
+                self.say(f"{key}: {event.message}")
+
+        # A training run a kill or Ctrl-C left behind continues from its newest checkpoint.
+        if (run.out / TRAIN_CONFIG).is_file():
+            try:
+                result = train(replace(run, resume=True), progress=progress)
+            except ResumeRefused as exc:
+                self.say(f"{key}: {exc}; training again from the start")
+                result = train(replace(run, overwrite=True), progress=progress)
+        else:
+            result = train(replace(run, overwrite=True), progress=progress)
         if result.interrupted:
-            raise SandboxError(f"training of {folder.name} was interrupted; continue with --resume")
+            raise KeyboardInterrupt  # the checkpoint is written; --resume continues from it
         return {
             "rows": result.rows,
             "steps": result.steps,
@@ -403,6 +417,7 @@ class _Run:
             "precision": result.precision,
             "peak_rss_mb": round(result.peak_rss_mb),
             "adapter": str(result.adapter),
+            "resumed_from": result.resumed_from,
         }
 
     # -- the report ------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ class ImproveOptions:
     alpha: float = 32.0
     batch_size: int = 1
     gradient_accumulation: int = 1
+    # A training checkpoint (adapter, optimizer, scheduler, RNG) every this many steps, and on Ctrl-C:
+    # an interrupted train stage continues from the newest one.
+    save_steps: int = 10
     resume: bool = False
     overwrite: bool = False
 
@@ -76,6 +79,7 @@ def _problems(options: ImproveOptions) -> list[tuple[bool, str]]:
         (options.parallel < 1, "--parallel must be at least 1"),
         (options.threads is not None and options.threads < 1, "--threads must be at least 1"),
         (options.steps is not None and options.steps < 1, "--steps must be at least 1"),
+        (options.save_steps < 1, "--save-steps must be at least 1"),
         (not options.epochs > 0, "--epochs must be positive"),
         (options.resume and options.overwrite, "--resume and --overwrite exclude each other"),
         (not options.start_timeout > 0, "--start-timeout must be positive"),

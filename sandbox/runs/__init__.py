@@ -15,6 +15,8 @@
 - :func:`write_demos` (``sandbox demos``): the oracle's gold episodes with demonstration thoughts,
   scored, as a run folder to train on.
 - :func:`init_ray`: the Ray cluster ``sandbox generate --ray`` shards a run over.
+- :func:`run_stoppable`: ``anyio.run`` that a first Ctrl-C stops within a token (``KeyboardInterrupt``
+  once everything has closed) and a second at once (exit :data:`INTERRUPTED`).
 """
 
 from sandbox.runs._attacks import ATTACKS, Attack
@@ -59,11 +61,13 @@ from sandbox.runs._spec import (
     run_sample,
     select_rewards,
 )
+from sandbox.runs._stop import INTERRUPTED, run_stoppable
 
 __all__ = [
     "ATTACKS",
     "Attack",
     "CONFIG_FILE",
+    "INTERRUPTED",
     "GauntletReport",
     "HttpModelOptions",
     "JudgeServer",
@@ -102,6 +106,7 @@ __all__ = [
     "reward_versions",
     "run_gauntlet",
     "run_sample",
+    "run_stoppable",
     "run_trace_file",
     "score_file",
     "select_rewards",

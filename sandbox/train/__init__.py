@@ -9,11 +9,12 @@ when training starts.
 """
 
 from sandbox.train._engine import TrainOptions, TrainProgress, TrainResult, train
-from sandbox.train._errors import CheckpointError, TrainDataError, TrainingStackMissing
+from sandbox.train._errors import CheckpointError, ResumeRefused, TrainDataError, TrainingStackMissing
 from sandbox.train._templates import training_template
 
 __all__ = [
     "CheckpointError",
+    "ResumeRefused",
     "TrainDataError",
     "TrainOptions",
     "TrainProgress",

@@ -16,6 +16,7 @@ file and row.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ class TrainData:
     method: Method
     rows: list[dict[str, Any]]
     source: Path  # what the person named (a run folder, an export, a file)
-    note: str = ""  # how the rows were made, for the run's config
+    note: str = ""  # how the rows were made (from a run folder's traces), for the run's config
+    sha256: str = ""  # of the file the rows are in (made from a run folder: as written to ``path``)
 
     def conversations(self) -> Iterator[tuple[str, list[Mapping[str, Any]], Any]]:
         """(where, messages, tools) of every conversation the rows render, for the template checks."""
@@ -55,11 +57,15 @@ class TrainData:
 
 
 def read_data(
-    source: Path, method: Method | None, out: Path, *, min_reward: float | None = None
+    source: Path, method: Method | None, out: Path, *, min_reward: float | None = None, write: bool = True
 ) -> TrainData:
-    """The rows of ``source`` (see the module doc); a run folder's rows are written to ``out``."""
+    """The rows of ``source`` (see the module doc); a run folder's rows are written to ``out``
+    (unless ``write`` is false: :func:`write_rows` writes them later)."""
     if source.is_dir() and (source / TRACES_FILE).exists():
-        return _from_run(source, method or "sft", out, min_reward)
+        data = _from_run(source, method or "sft", out, min_reward)
+        if write:
+            write_rows(data)
+        return data
     if min_reward is not None:
         raise TrainDataError("--min-reward filters a run folder's traces; an export is already filtered")
     if source.is_dir():
@@ -74,7 +80,26 @@ def read_data(
         raise TrainDataError(f"{path} holds {found} rows, not {method}: use --method {found} or other data")
     for number, row in enumerate(rows, start=1):
         _check_row(row, found, f"{path} row {number}")
-    return TrainData(path, found, rows, source)
+    return TrainData(path, found, rows, source, sha256=_file_sha256(path))
+
+
+def write_rows(data: TrainData) -> None:
+    """The rows made from a run folder, into their ``data.jsonl`` (whole, or not at all)."""
+    from sandbox.train._folder import write_text
+
+    write_text(data.path, _jsonl(data.rows))
+
+
+def _jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _from_run(run: Path, method: Method, out: Path, min_reward: float | None) -> TrainData:
@@ -92,21 +117,9 @@ def _from_run(run: Path, method: Method, out: Path, min_reward: float | None) ->
         raise TrainDataError(
             f"{run}: no {method} rows from its {report.traces} traces (left out: {left_out})"
         )
-    path = out / DATA_FILE
-    _write_jsonl(path, rows)
     note = f"{len(rows)} {method} rows from {report.traces} traces of {run}"
-    return TrainData(path, method, rows, run, note)
-
-
-def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    from sandbox.train._folder import write_atomically
-
-    def write(temporary: Path) -> None:
-        with temporary.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    write_atomically(path, write)
+    sha256 = hashlib.sha256(_jsonl(rows).encode("utf-8")).hexdigest()
+    return TrainData(out / DATA_FILE, method, rows, run, note, sha256)
 
 
 def _export_file(folder: Path) -> Path:

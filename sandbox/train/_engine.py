@@ -9,9 +9,14 @@
    assistant's tokens only (``assistant_only_loss``: the seed's next-token loss restricted to what the
    model wrote, its end-of-turn token included), ``DPOTrainer`` trains on pairs with the adapter-free
    model as reference. ``max_length`` is the longest row, so no row is cut.
-4. Each step reports a :class:`TrainProgress` (loss, tokens/s) to ``progress``. Every ``save_steps``
-   and on a first Ctrl-C (SIGINT) a checkpoint is written; the interrupted run then ends with its
-   adapter saved, a second Ctrl-C stops at once.
+4. Each step reports a :class:`TrainProgress` (loss, tokens/s) to ``progress``. Every ``save_steps``,
+   at the last step and on a first Ctrl-C (SIGINT) the Trainer writes its own checkpoint (peft
+   adapter, optimizer, scheduler, RNG and trainer state), which is moved whole into the run folder
+   with the adapter GGUF beside it (``_folder``); the interrupted run then ends with its adapter
+   saved, a second Ctrl-C stops at once. ``resume`` continues from the newest checkpoint through
+   the Trainer's ``resume_from_checkpoint`` (the rows already trained on are skipped, so the run
+   ends at the same step, on the same rows, as one never stopped), after checking that nothing that
+   changes what is trained differs from the run's ``config.json``.
 5. The adapter is written as a llama.cpp LoRA GGUF (``_gguf``) and as a peft folder; ``merge`` also
    writes the full model as F16 or Q8_0.
 
@@ -22,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
+import shutil
 import signal
 import threading
 import time
@@ -31,15 +38,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.models import check_model_file, default_model_path, file_sha256
 from sandbox.records import code_version
 from sandbox.train._base import Device, Placement, Precision, load_base, placement
-from sandbox.train._data import Method, TrainData, read_data
-from sandbox.train._errors import TrainDataError
-from sandbox.train._folder import CONFIG, METRICS, RESULT, TrainFolder, write_atomically, write_text
+from sandbox.train._data import Method, TrainData, read_data, write_rows
+from sandbox.train._errors import CheckpointError, ResumeRefused, TrainDataError
+from sandbox.train._folder import (
+    CONFIG,
+    METRICS,
+    RESULT,
+    STAGING,
+    TrainFolder,
+    write_atomically,
+    write_text,
+)
 from sandbox.train._gguf import MergeType, base_model_shape, lora_pairs, merge, write_adapter
 from sandbox.train._stack import require_stack, stack_versions
 from sandbox.train._templates import check_calls_rendered, check_identical, training_template
@@ -79,6 +95,26 @@ class TrainOptions:
     seed: int = 0
     chat_template: Path | None = None
     overwrite: bool = False
+    resume: bool = False  # continue the run in ``out`` from its newest checkpoint
+
+
+# The options that change what is trained: a resume refuses to change them (with the data, the
+# base model and the chat template, compared by sha256, and the precision the run trained in).
+TRAINED = (
+    "min_reward",
+    "steps",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "gradient_accumulation",
+    "rank",
+    "alpha",
+    "dropout",
+    "targets",
+    "max_length",
+    "beta",
+    "seed",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +153,7 @@ class TrainResult:
     precision: str
     peak_rss_mb: float
     checkpoints: tuple[Path, ...] = ()
+    resumed_from: int | None = None  # the checkpoint's step this run continued from
 
 
 ProgressFn = Callable[[TrainProgress], None]
@@ -140,6 +177,7 @@ def check_options(options: TrainOptions) -> None:
         (options.max_length is not None and options.max_length < 16, "--max-length must be at least 16"),
         (options.merge not in (None, "f16", "q8_0"), f"--merge must be f16 or q8_0, not {options.merge!r}"),
         (options.method not in (None, "sft", "dpo"), f"--method must be sft or dpo, not {options.method!r}"),
+        (options.resume and options.overwrite, "--resume and --overwrite exclude each other"),
         (
             options.device not in ("auto", "cpu", "cuda"),
             f"--device must be auto, cpu or cuda, not {options.device!r}",
@@ -165,15 +203,63 @@ def train(options: TrainOptions, progress: ProgressFn | None = None) -> TrainRes
     require_stack()
     base = check_model_file(options.model if options.model is not None else default_model_path())
     folder = TrainFolder(options.out, keep=options.keep_checkpoints)
-    folder.open(overwrite=options.overwrite)
+    folder.open(overwrite=options.overwrite, resume=options.resume)
     try:
-        data = read_data(options.data, options.method, options.out, min_reward=options.min_reward)
+        data = read_data(
+            options.data, options.method, options.out, min_reward=options.min_reward, write=not options.resume
+        )
         where = placement(options.device, options.precision)
+        before = _check_resume(options, base, data, where) if options.resume else None
+        if before is not None and data.note:
+            write_rows(data)  # the same rows (same sha256); a kill may have cut the file
         report(TrainProgress("loading", message=f"loading {base.name} on {where.device}"))
-        run = _Run(options, base, data, where, folder, report)
+        run = _Run(options, base, data, where, folder, report, before=before)
         return run.train()
     finally:
         folder.close()
+
+
+def _check_resume(options: TrainOptions, base: Path, data: TrainData, where: Placement) -> dict[str, Any]:
+    """The run's ``config.json``, once nothing that changes what is trained differs from it; else
+    one line naming each difference. The chat template is compared (by sha256) once it is read."""
+    try:
+        config = json.loads((options.out / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResumeRefused(
+            f"{options.out / CONFIG} cannot be read ({exc}); --overwrite to train again"
+        ) from exc
+    before = config.get("options", {})
+    defaults = TrainOptions(data=options.data, out=options.out)
+    changed = [
+        name
+        for name in TRAINED
+        if _plain(getattr(options, name)) != _plain(before.get(name, getattr(defaults, name)))
+    ]
+    changed += [
+        name
+        for name, now, then in (
+            ("data", data.sha256, config.get("data", {}).get("sha256")),
+            ("method", data.method, config.get("method")),
+            ("model", file_sha256(base), config.get("model", {}).get("sha256")),
+            ("precision", where.precision, config.get("precision")),
+        )
+        if now != then
+    ]
+    if changed:
+        raise ResumeRefused(
+            f"{options.out} was trained with other settings ({', '.join(changed)}); --resume continues "
+            "the same run: pass the same options, or --overwrite to train again"
+        )
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """An option as ``config.json`` holds it."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 @dataclass
@@ -184,9 +270,12 @@ class _Run:
     where: Placement
     folder: TrainFolder
     report: ProgressFn
+    before: dict[str, Any] | None = None  # the config.json of the run a resume continues
     metrics: list[dict[str, Any]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
+    tokens_before: int = 0  # tokens trained on before the checkpoint a resume starts from
+    saving: int | None = None  # the step whose checkpoint the Trainer is writing
 
     def train(self) -> TrainResult:
         import torch
@@ -196,22 +285,65 @@ class _Run:
         model_template = str(tokenizer.chat_template or "")
         template = training_template(model_template, self.options.chat_template)
         tokenizer.chat_template = template
+        template_sha256 = hashlib.sha256(template.encode("utf-8")).hexdigest()
+        if self.before is not None and self.before.get("chat_template_sha256") != template_sha256:
+            raise ResumeRefused(
+                f"{self.folder.path} was trained with another chat template; --resume continues the "
+                "same run: pass the same options, or --overwrite to train again"
+            )
         dataset = _dataset(self.data)
         conversations = list(_conversations(self.data, dataset))
         check_identical(tokenizer, conversations, model_template, template)
         check_calls_rendered(tokenizer, conversations, template)
         max_length = self.options.max_length or _longest(tokenizer, conversations)
-        self._write_config(template, max_length)
+        if self.before is None:
+            self._write_config(template, max_length)
         trainer = self._trainer(_with_lora(model, self.options), tokenizer, dataset, max_length)
-        total = int(trainer.args.max_steps) if trainer.args.max_steps > 0 else 0
+        checkpoint = self._resume_point()
         self.started = time.perf_counter()
-        with _first_interrupt_stops(self.stop):
-            trainer.train()
+        try:
+            with _first_interrupt_stops(self.stop):
+                trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except Exception as exc:
+            if self.saving is None or isinstance(exc, CheckpointError):
+                raise
+            raise self._save_failed(exc) from exc
         steps = int(trainer.state.global_step)
+        total = int(trainer.state.max_steps or 0) or steps  # from the epochs when no steps were given
         seconds = time.perf_counter() - self.started
-        self.report(TrainProgress("saving", steps, total or steps, message="writing the adapter"))
+        self.report(TrainProgress("saving", steps, total, message="writing the adapter"))
         adapter, merged = self._save_final(trainer.model)
-        return self._result(trainer, adapter, merged, steps, total or steps, seconds, max_length)
+        resumed = self.folder.step_of(checkpoint) if checkpoint else None
+        return self._result(trainer, adapter, merged, steps, total, seconds, max_length, resumed)
+
+    def _resume_point(self) -> Path | None:
+        """The checkpoint a resume continues from (its metrics and token count taken back), or None."""
+        if self.before is None:
+            return None
+        checkpoint = self.folder.resume_point()
+        if checkpoint is None:
+            self.report(TrainProgress("loading", message="resuming: no checkpoint yet, from step 0"))
+            return None
+        step = self.folder.step_of(checkpoint)
+        lines = (checkpoint / METRICS).read_text(encoding="utf-8").splitlines()
+        self.metrics = [json.loads(line) for line in lines if line.strip()]
+        self.metrics = [line for line in self.metrics if line["step"] <= step]
+        self.tokens_before = self.metrics[-1]["tokens"] if self.metrics else 0
+        self.report(TrainProgress("loading", step, message=f"resuming from {checkpoint} (step {step})"))
+        return checkpoint
+
+    def _save_failed(self, exc: Exception) -> CheckpointError:
+        """The one line of a checkpoint the Trainer could not write (a full disk): the earlier ones
+        are whole, and its half-written files are removed."""
+        shutil.rmtree(self.folder.path / STAGING, ignore_errors=True)
+        reason: BaseException | None = exc
+        while reason is not None and not isinstance(reason, OSError):
+            reason = reason.__cause__ or reason.__context__
+        text = (reason.strerror if isinstance(reason, OSError) else None) or str(exc).strip().splitlines()[-1]
+        return CheckpointError(
+            f"could not write checkpoint step-{self.saving} in {self.folder.path}: {text}; "
+            "the earlier checkpoints are intact (--resume continues from the newest)"
+        )
 
     # -- the trainer -----------------------------------------------------------------------------
 
@@ -226,7 +358,10 @@ class _Run:
                     run.on_loss(state, float(logs["loss"]))
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                run.on_step(state, control, kwargs["model"])
+                run.on_step(state, control)
+
+            def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                run.on_save(state, kwargs["model"])
 
         common = self._common_args(max_length)
         args: Any
@@ -242,6 +377,9 @@ class _Run:
             args = SFTConfig(**common, assistant_only_loss=True, packing=False)
             trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         trainer.add_callback(Hooks())
+        # The Trainer saves the adapter with peft's defaults, which would look the base model up
+        # on the Hub to decide about the embeddings: they are never trained here.
+        trainer.model.save_pretrained = partial(trainer.model.save_pretrained, save_embedding_layers=False)
         return trainer
 
     def _common_args(self, max_length: int) -> dict[str, Any]:
@@ -260,7 +398,11 @@ class _Run:
             "use_cpu": self.where.device == "cpu",
             "activation_checkpointing": options.gradient_checkpointing,
             "logging_steps": 1,
-            "save_strategy": "no",  # checkpoints are this run's own (see _folder)
+            # The Trainer's own checkpoints, written into a staging folder and moved whole into
+            # checkpoints/ (on_save); the run folder keeps the newest (_folder), the Trainer none.
+            "save_strategy": "steps",
+            "save_steps": options.save_steps,
+            "save_total_limit": None,
             "report_to": "none",
             "disable_tqdm": True,
             "include_num_input_tokens_seen": "non_padding",
@@ -280,18 +422,34 @@ class _Run:
             int(state.max_steps),
             loss,
             tokens,
-            tokens / seconds if seconds > 0 else 0.0,
+            (tokens - self.tokens_before) / seconds if seconds > 0 else 0.0,
             seconds,
         )
         self.metrics.append({k: v for k, v in asdict(event).items() if k not in ("phase", "message")})
         self.report(event)
 
-    def on_step(self, state: Any, control: Any, model: Any) -> None:
-        step = int(state.global_step)
-        if self.stop.is_set() or step % self.options.save_steps == 0:
-            self.folder.save_checkpoint(step, lambda folder: self._write_adapter(model, folder))
-        if self.stop.is_set():
+    def on_step(self, state: Any, control: Any) -> None:
+        if self.stop.is_set():  # Ctrl-C: a checkpoint of this step, then the end
+            control.should_save = True
             control.should_training_stop = True
+        self.saving = int(state.global_step) if control.should_save else None
+
+    def on_save(self, state: Any, model: Any) -> None:
+        """The Trainer's checkpoint of this step is complete in the staging folder: moved, with the
+        adapter GGUF and the metrics so far, into ``checkpoints/step-N`` as one folder."""
+        step = int(state.global_step)
+        staged = self.folder.path / STAGING / f"checkpoint-{step}"
+
+        def fill(folder: Path) -> None:
+            for child in staged.iterdir():
+                os.replace(child, folder / child.name)
+            self._write_adapter(model, folder)
+            lines = "".join(json.dumps(line) + "\n" for line in self.metrics if line["step"] <= step)
+            (folder / METRICS).write_text(lines, encoding="utf-8")
+
+        self.folder.save_checkpoint(step, fill)
+        shutil.rmtree(staged, ignore_errors=True)
+        self.saving = None
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -306,7 +464,7 @@ class _Run:
             "data": {
                 "source": str(self.data.source),
                 "path": str(self.data.path),
-                "sha256": file_sha256(self.data.path),
+                "sha256": self.data.sha256,
                 "rows": len(self.data.rows),
                 "note": self.data.note,
             },
@@ -319,14 +477,13 @@ class _Run:
         write_text(self.folder.path / CONFIG, json.dumps(config, indent=2) + "\n")
 
     def _write_adapter(self, model: Any, folder: Path) -> None:
-        """The adapter in ``folder``: ``adapter.gguf`` for llama.cpp, ``adapter/`` for peft."""
+        """``adapter.gguf`` for llama.cpp in ``folder`` (the peft adapter is the Trainer's, beside it)."""
         from peft import get_peft_model_state_dict
 
         pairs = lora_pairs(
             get_peft_model_state_dict(model, save_embedding_layers=False), base_model_shape(self.base)
         )
         write_adapter(folder / ADAPTER_FILE, pairs, base_model_shape(self.base), self.options.alpha)
-        model.save_pretrained(folder / PEFT_FOLDER, save_embedding_layers=False)
 
     def _save_final(self, model: Any) -> tuple[Path, Path | None]:
         from peft import get_peft_model_state_dict
@@ -350,6 +507,7 @@ class _Run:
                 merged, lambda temporary: merge(self.base, pairs, self.options.alpha, temporary, kind)
             )
         write_text(out / METRICS, "".join(json.dumps(line) + "\n" for line in self.metrics))
+        shutil.rmtree(out / STAGING, ignore_errors=True)
         return adapter, merged
 
     def _result(
@@ -361,9 +519,11 @@ class _Run:
         total: int,
         seconds: float,
         max_length: int,
+        resumed_from: int | None,
     ) -> TrainResult:
         losses = [line["loss"] for line in self.metrics if line["loss"] is not None]
         tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+        trained_now = tokens - self.tokens_before
         result = TrainResult(
             out=self.folder.path,
             method=self.data.method,
@@ -371,11 +531,11 @@ class _Run:
             merged=merged,
             steps=steps,
             total_steps=total,
-            interrupted=self.stop.is_set(),
+            interrupted=self.stop.is_set() and steps < total,  # a Ctrl-C after the last step stops nothing
             rows=len(self.data.rows),
             tokens=tokens,
             seconds=seconds,
-            tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
+            tokens_per_second=trained_now / seconds if seconds > 0 else 0.0,
             first_loss=losses[0] if losses else None,
             last_loss=losses[-1] if losses else None,
             max_length=max_length,
@@ -383,6 +543,7 @@ class _Run:
             precision=self.where.precision,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             checkpoints=tuple(self.folder.checkpoints),
+            resumed_from=resumed_from,
         )
         summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
         summary["checkpoints"] = [str(path) for path in result.checkpoints]

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -249,6 +256,55 @@ def test_the_format_is_chosen_once_recorded_and_a_resume_in_another_is_refused(t
         assert not (tmp_path / "other" / "improve").exists()
 
 
+class _Cli:
+    """``python -m sandbox ARGS`` in its own session (SIGINT reaches the servers too, as from a
+    terminal), its stderr lines collected as they come."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def ctrl_c_when(self, ready: Callable[[], bool], *, after: float = 0.0) -> int:
+        deadline = time.monotonic() + 900
+        while not ready():
+            assert self.process.poll() is None, "\n".join(self.lines[-30:])
+            assert time.monotonic() < deadline, "not ready in 900 s"
+            time.sleep(0.05)
+        time.sleep(after)
+        assert self.process.poll() is None, "it ended before the signal"
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.wait()
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=900)
+        self._reader.join(timeout=30)
+        return code
+
+    def resume_command(self) -> list[str]:
+        line = next(line for line in self.lines if line.startswith("interrupted:"))
+        return shlex.split(line.split("resume with: ", 1)[1])
+
+
+def _stages(out: Path) -> dict[str, Any]:
+    return json.loads((out / STATE_FILE).read_text(encoding="utf-8"))["stages"]
+
+
 @pytest.mark.train
 @pytest.mark.model
 def test_a_native_format_runs_through_every_stage(tmp_path: Path) -> None:
@@ -276,3 +332,44 @@ def test_a_native_format_runs_through_every_stage(tmp_path: Path) -> None:
     assert "calculate" not in rows[0]["messages"][0]["content"]
     assert result.report["rounds"][0]["train"]["steps"] == 1
     assert result.report["base"]["heldout_loss"] > 0  # the demonstrations scored with the template's tools
+
+
+def test_ctrl_c_stops_each_kind_of_stage_and_resume_trains_on_from_the_checkpoint(tmp_path: Path) -> None:
+    options = _options(tmp_path)
+    out = options.out
+    args = [
+        sys.executable, "-m", "sandbox", "improve", "--tasks", str(options.tasks), "--heldout",
+        str(options.heldout), "-o", str(out), "--servers", str(options.servers), "--n", "1",
+        "--max-steps", "1", "--max-tokens", "24", "--token-budget", "48", "--threads", "2",
+        "--steps", "3", "--save-steps", "1",
+    ]  # fmt: skip
+
+    # A Ctrl-C while the base model runs the held-out episodes: exit 130 and the resume command.
+    first = _Cli(args)
+    assert first.ctrl_c_when(lambda: "base/evaluate ..." in first.lines, after=2.0) == 130, first.lines
+    assert any("stopping at Ctrl-C" in line for line in first.lines), first.lines
+    resume = first.resume_command()
+    assert resume == [*args, "--resume"]
+    assert "base/evaluate" not in _stages(out)
+
+    # Resumed, and stopped again in training once its first checkpoint is written.
+    checkpoints = out / "round-1" / "train" / "checkpoints"
+    second = _Cli(resume)
+    assert second.ctrl_c_when(lambda: (checkpoints / "step-1").is_dir()) == 130, second.lines
+    assert second.resume_command() == resume
+    stages = _stages(out)
+    assert "round-1/export" in stages and "round-1/train" not in stages
+    newest = max(int(path.name.split("-")[1]) for path in checkpoints.iterdir())
+    assert 1 <= newest < 3  # the Ctrl-C stopped training after the step under way
+
+    # The last resume keeps every finished stage and trains on from that checkpoint to step 3.
+    third = _Cli(resume)
+    assert third.wait() == 0, third.lines[-30:]
+    finished = [line.split(":")[0] for line in third.lines if "finished before" in line]
+    assert finished[:4] == ["base/evaluate", "heldout-demos", "base/loss", "round-1/sample"]
+    assert f"round-1/train: resuming from {checkpoints / f'step-{newest}'} (step {newest})" in third.lines
+    trained = _stages(out)["round-1/train"]
+    assert trained["resumed_from"] == newest and trained["steps"] == 3
+    metrics = (out / "round-1" / "train" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in metrics] == [1, 2, 3]
+    assert json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))["rounds"][0]["train"]["steps"] == 3

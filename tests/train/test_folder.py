@@ -1,5 +1,6 @@
 """The training run folder loses nothing: a write that fails (a full disk, a file-size limit) leaves what
-was there, checkpoints appear whole or not at all, and a first Ctrl-C ends training with a checkpoint."""
+was there, and checkpoints appear whole or not at all (a first Ctrl-C and a full disk mid-training:
+``test_resume.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sandbox.train import CheckpointError, TrainOptions, TrainProgress, train
+from sandbox.train import CheckpointError
 from sandbox.train._folder import TrainFolder, write_atomically, write_text
 from sandbox.train._gguf import BaseModelShape, LoraPair, write_adapter
-from tests.train.train_fixtures import export, make_run
 
 SHAPE = BaseModelShape("llama", 9, 3, 30, "test")
 
@@ -72,26 +72,3 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
     for step in (1, 2, 3):
         folder.save_checkpoint(step, lambda path: (path / "x").write_text("x"))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-2", "step-3"]
-
-
-@pytest.mark.train
-@pytest.mark.model
-def test_a_first_ctrl_c_stops_after_the_step_with_a_usable_checkpoint(tmp_path: Path) -> None:
-    from sandbox.models import LlamaModel
-
-    rows = export(make_run(tmp_path / "gen", n=2), tmp_path / "sft", "sft")
-    interrupted: list[int] = []
-
-    def press_ctrl_c(event: TrainProgress) -> None:
-        if event.phase == "training" and not interrupted:
-            interrupted.append(event.step)
-            signal.raise_signal(signal.SIGINT)  # as a terminal sends it
-
-    options = TrainOptions(data=rows, out=tmp_path / "train", steps=20, save_steps=100)
-    result = train(options, progress=press_ctrl_c)
-    assert result.interrupted and interrupted == [1] and result.steps == 2
-    assert [path.name for path in result.checkpoints] == ["step-2"]
-    model = LlamaModel(n_ctx=256, lora_path=result.checkpoints[0] / "adapter.gguf")
-    assert model.info.lora_sha256
-    model.close()
-    assert result.adapter.exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler

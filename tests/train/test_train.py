@@ -96,8 +96,13 @@ def test_the_run_folder_holds_config_rows_checkpoints_and_progress(trained: tupl
     assert all(row["reward"] >= 2 for row in rows)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-4"]
     for step in ("step-2", "step-4"):
-        assert (out / "checkpoints" / step / "adapter.gguf").stat().st_size > 1_000_000
-        assert (out / "checkpoints" / step / "adapter" / "adapter_config.json").exists()
+        checkpoint = out / "checkpoints" / step
+        assert (checkpoint / "adapter.gguf").stat().st_size > 1_000_000
+        # The Trainer's own checkpoint, which --resume continues from: adapter, optimizer, state.
+        assert {"adapter_config.json", "adapter_model.safetensors", "optimizer.pt", "trainer_state.json"} <= {
+            p.name for p in checkpoint.iterdir()
+        }
+    assert not (out / ".trainer").exists()  # the staging folder is gone
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == list(range(1, STEPS + 1))
     assert all(m["tokens_per_second"] > 0 for m in metrics)
