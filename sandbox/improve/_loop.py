@@ -10,7 +10,7 @@ The improve folder::
     round-K/samples/      n samples of every train task with the current model (a run folder)
     round-K/demos/        demonstrations of the train tasks where no sample was kept
     round-K/kept.jsonl    the traces trained on: this round's kept samples and demonstrations, and
-                          every earlier round's
+                          every earlier round's (each task's samples renumbered 0, 1, ...)
     round-K/data/         their ``sft`` export (``sandbox export``)
     round-K/train/        the training run (``sandbox train``): adapter.gguf
     round-K/heldout/      the tuned model on the held-out tasks, same seeds as the base
@@ -350,7 +350,7 @@ class _Run:
         earlier = read_traces(self.out / f"round-{number - 1}" / "kept.jsonl") if number > 1 else []
         chosen, dropped = cap_direct([*earlier, *kept, *demos], self.train_tasks, self.options.direct_share)
         with (folder / "kept.jsonl").open("w", encoding="utf-8") as handle:
-            for trace in chosen:
+            for trace in distinct_samples(chosen):
                 write_trace(handle, trace)
         return {
             "dropped_direct": dropped,
@@ -479,6 +479,20 @@ class _Run:
         write_atomic(self.out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
         write_plot(report, self.out / PLOT_FILE)
         return report
+
+
+def distinct_samples(traces: list[Trace]) -> list[Trace]:
+    """``traces`` with each task's samples numbered 0, 1, ... in order. Rounds (and a round's samples
+    and demonstrations) reuse sample numbers, and an export reads one trace per (task, sample): kept
+    as they were, a later round's traces of a task would all be dropped as repeats of the first
+    round's. The trace ids stay, so each row still names the trace it came from."""
+    counts: dict[str, int] = {}
+    numbered = []
+    for trace in traces:
+        index = counts.get(trace.task_id, 0)
+        counts[trace.task_id] = index + 1
+        numbered.append(trace if trace.sample == index else trace.model_copy(update={"sample": index}))
+    return numbered
 
 
 def cap_direct(traces: list[Trace], tasks: dict[str, Task], share: float | None) -> tuple[list[Trace], int]:

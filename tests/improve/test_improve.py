@@ -34,7 +34,7 @@ from sandbox.improve import (
     family_tasks,
     improve,
 )
-from sandbox.records import read_tasks, read_traces
+from sandbox.records import read_tasks, read_traces, write_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "sandbox" / "data" / "seed.jsonl"
@@ -200,6 +200,43 @@ def test_the_direct_cap_keeps_tool_traces_and_the_earliest_direct_ones(tmp_path:
     assert cap_direct(traces, tasks, None) == (traces, 0)
     kept, dropped = cap_direct(traces, tasks, 0.0)
     assert dropped == 4 and {t.task_id for t in kept} == {tool}
+
+
+def test_a_later_rounds_traces_reach_the_export_beside_the_earlier_ones(tmp_path: Path) -> None:
+    """Two rounds' demonstrations of the same tasks carry the same (task, sample): numbered apart,
+    every one of them becomes a training row (kept as written, the export drops the second round's
+    as repeats, so round 2 trained on round 1's data alone)."""
+    import anyio
+
+    from sandbox.datasets import ExportOptions, export_run
+    from sandbox.improve._loop import distinct_samples
+    from sandbox.runs import TRACES_FILE, RunSpec, write_demos
+
+    task_file = _task_file(tmp_path / "t.jsonl", TRAIN_IDS)
+    for name, limit in (("one", 8192), ("two", 256)):  # the shorter limit's thoughts differ
+        spec = RunSpec(
+            tasks=task_file, servers=ROOT / "servers" / "mcp.json", out=tmp_path / name, max_tokens=limit
+        )
+        anyio.run(write_demos, spec)
+    traces = [*read_traces(tmp_path / "one" / TRACES_FILE), *read_traces(tmp_path / "two" / TRACES_FILE)]
+    assert len({(t.task_id, t.sample) for t in traces}) == len(TRAIN_IDS)  # the clash
+
+    def rows(kept: list[Any], out: str) -> int:
+        with (tmp_path / f"{out}.jsonl").open("w", encoding="utf-8") as handle:
+            for trace in kept:
+                write_trace(handle, trace)
+        options = ExportOptions(
+            source=tmp_path / f"{out}.jsonl", format="sft", out=tmp_path / out, min_reward=None
+        )
+        return export_run(options).rows.get("train", 0)
+
+    assert rows(traces, "as-written") == len(TRAIN_IDS)
+    numbered = distinct_samples(traces)
+    assert rows(numbered, "numbered") == 2 * len(TRAIN_IDS)
+    assert [t.id for t in numbered] == [t.id for t in traces]
+    assert sorted((t.task_id, t.sample) for t in numbered) == sorted(
+        (i, n) for i in TRAIN_IDS for n in (0, 1)
+    )
 
 
 def test_resume_counts_an_option_added_since_the_run_started_as_its_default(tmp_path: Path) -> None:
