@@ -4,10 +4,15 @@ music server (its ``music://tracks`` resource and ``get_recently_played``).
 Kinds:
 
 - ``play-library``: "Play {title}." for a title in the user's library. The right track is the
-  library's; where the catalog has a twin (same title), playing the twin is a minefield and its
+  library's, and the answer must name its artist; where the catalog has a twin (same title), playing the twin is a minefield and its
   artist a distractor, so an agent that searches the catalog first is caught.
 - ``play-catalog``: "Put on {title} by {artist}" for a catalog track (not one the library holds
-  by the same artist): the catalog's track must play; playing the library twin is the minefield.
+  by the same artist): the catalog's track must play, and the answer must name its title (or,
+  without a twin, its artist); playing the library twin is the minefield.
+
+A play task's first acceptable answer is "{title} by {artist}", the one the oracle gives: the
+others are contained in it, so it accepts no answer they would not, and a demonstration reports the
+track the way a person would.
 - ``count-plays``: how often a library title was played today or yesterday, from the history
   (today is the day of the latest play); nothing may start playing.
 
@@ -100,11 +105,11 @@ def _play(world: World, question: Question, rng: random.Random) -> dict[str, Any
     if from_library:
         prompt = rng.choice([f"Play {title}.", f"Hey, play {title}", f"Put on {title}, please."])
         queries = variants(title)
-        answer = [artist]
+        answer = [f"{title} by {artist}", artist]
     else:
         prompt = f"Put on {title} by {artist}, then tell me what's playing."
         queries = variants(title, f"{title} {artist}", f"{artist} {title}")
-        answer = [title] if twins else [title, artist]
+        answer = [f"{title} by {artist}", title] if twins else [f"{title} by {artist}", title, artist]
     fields: dict[str, Any] = {
         "prompt": prompt,
         "expected_answer": answer,
