@@ -73,7 +73,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewards._budget import bounded, check_depth, check_time, declare
-from sandbox.records import IdealCall, Reward, Step, Task, ToolResult, Trace
+from sandbox.records import IdealCall, Reward, Step, Task, ToolResult, ToolSpec, Trace
 
 NAME = "bfcl"
 # 3: rule 8 (an ideal call's result); 2: rule 7, and bounded (a call nested past the depth budget
@@ -288,6 +288,25 @@ def _json_type(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- values
+
+
+def step_produces(ideal: IdealCall, step: Step, tools: Sequence[ToolSpec]) -> bool:
+    """Whether ``step`` is a call that did not fail, matches ``ideal`` (:func:`check_call`, against
+    the called tool's schema in ``tools``) and, where ``ideal`` lists a ``result``, returned it."""
+    called, result = step.call, step.result
+    if step.action != "tool_call" or called is None or result is None or result.is_error:
+        return False
+    schema = tool_schema(called.name, called.arguments, tools)
+    return check_call(called.name, called.arguments, ideal, schema).ok and check_result(result, ideal).ok
+
+
+def tool_schema(name: str, arguments: Mapping[str, Any], tools: Sequence[ToolSpec]) -> dict[str, Any]:
+    """The input schema of the tool ``name`` in ``tools``; for a tool not listed, one that admits
+    the given ``arguments`` as they are."""
+    spec = next((tool for tool in tools if tool.name == name), None)
+    if spec is not None:
+        return spec.input_schema
+    return {"type": "object", "properties": {parameter: {} for parameter in arguments}}
 
 
 def check_result(result: ToolResult | None, ideal: IdealCall) -> CallCheck:

@@ -8,7 +8,8 @@ reward budget (:mod:`rewards._budget`). Version 2 (was 1): the outcome reward's 
 "wrong", so they hold for every PRM's CoT reward, including those whose attributes come from the rule
 PRM. Version 3: the outcome's expected_state decides too (a catalog Toxic played is wrong whatever
 the answer says). Version 4: the outcome's version 4 rules (markup does not hide a negation or a
-rival alternative).
+rival alternative). Version 5: the outcome's version 5 evidence rule (a right answer to a task
+with ``evidence`` that no successful call backs is wrong).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rewards._types import RewardFn
 from sandbox.records import Attributes, Reward, Task, Trace
 
 NAME = "cot"
-VERSION = "4"
+VERSION = "5"
 
 WRONG_ANSWER_REWARD = -1.0
 BASE_REWARD = 1.0

@@ -32,9 +32,8 @@ for the others (math, no-tool questions).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from rewards._bfcl import check_call, check_result
+from rewards._bfcl import check_call, step_produces, tool_schema
 from rewards._budget import check_time
 from rewards._prm import ProcessRewardModel, RulePRM, grade_all, prm_label
 from rewards._state import check_state, describe_check
@@ -151,7 +150,7 @@ def _reaches(milestone: Milestone, step: Step, tools: Sequence[ToolSpec]) -> boo
     if not _succeeded(step):
         return False
     if milestone.call is not None:  # an ideal call with a ``result`` is reached only by producing it
-        return _matches(milestone.call, step, tools) and check_result(step.result, milestone.call).ok
+        return step_produces(milestone.call, step, tools)
     if milestone.fact is not None:
         return step.result is not None and milestone.fact.casefold() in step.result.text.casefold()
     return milestone.state is not None and check_state(milestone.state, step.state).holds
@@ -168,14 +167,7 @@ def _matches(ideal: IdealCall, step: Step, tools: Sequence[ToolSpec]) -> bool:
     call = step.call
     if call is None:
         return False
-    return check_call(call.name, call.arguments, ideal, _schema(call.name, call.arguments, tools)).ok
-
-
-def _schema(name: str, arguments: dict[str, Any], tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    spec = next((tool for tool in tools if tool.name == name), None)
-    if spec is not None:
-        return spec.input_schema
-    return {"type": "object", "properties": {parameter: {} for parameter in arguments}}
+    return check_call(call.name, call.arguments, ideal, tool_schema(call.name, call.arguments, tools)).ok
 
 
 def _describe_mine(mine: Minefield) -> str:

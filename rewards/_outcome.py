@@ -50,7 +50,13 @@ answer is judged as above (a task with state checks and no expected answer score
 that recorded no state (an old trace, a hub that cannot read state) still fails on a wrong answer,
 and otherwise cannot be scored (None): a right answer does not vouch for state nobody saw.
 
-Version 4 (was 3): markup (symbols, a tag's name) neither fills the negation window nor lengthens
+**Answers rest on what the tools said.** A task with ``evidence`` (calls, matched like ideal calls)
+counts a right answer only when one of them was made before the answer and returned without error
+(:func:`rewards._bfcl.step_produces`): "t-shirt" for a forecast nobody read, or read for another
+place, or after a call the server refused, is a guess, and scores 0.0 ("no evidence: ..."), even
+when it happens to be right. A task without ``evidence`` is judged on its answer and state alone.
+
+Version 5 (was 4): ``evidence``. Version 4 (was 3): markup (symbols, a tag's name) neither fills the negation window nor lengthens
 a rival alternative: "not <b>Paris</b>" and "<b>Paris</b> or <b>Lyon</b>" fail as their plain
 forms do. Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
 """
@@ -62,6 +68,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from rewards._bfcl import step_produces
 from rewards._budget import bounded, check_time, declare
 from rewards._math import math_equivalent
 from rewards._numbers import MAX_NUMBER_DIGITS, NUMBER, prepare_numbers, to_fraction
@@ -70,7 +77,7 @@ from rewards._words import NEGATIONS, Words, read_words, tokens
 from sandbox.records import AnswerMatch, Reward, Task, Trace
 
 NAME = "outcome"
-VERSION = "4"
+VERSION = "5"
 
 CORRECT = 1.0
 WRONG = 0.0
@@ -102,10 +109,24 @@ def outcome_reward(trace: Trace, task: Task) -> Reward:
     components = {"answer_correct": value}
     if task.expected_state:
         components["state_correct"] = float(not reason.startswith(STATE_FAILED))
+    if task.evidence:
+        components["grounded"] = float(evidence_step(trace, task) is not None)
     return Reward(name=NAME, version=VERSION, value=value, components=components, reason=reason)
 
 
 STATE_FAILED = "expected state failed"
+NO_EVIDENCE = "no evidence"
+
+
+def evidence_step(trace: Trace, task: Task) -> int | None:
+    """The index of the first step before the final answer that produced one of the task's
+    ``evidence`` calls, or None (always None for a task without evidence)."""
+    for step in trace.steps:
+        if step.action == "answer":
+            break
+        if any(step_produces(call, step, trace.tools) for call in task.evidence):
+            return step.index
+    return None
 
 
 def judge_state(trace: Trace, task: Task) -> tuple[bool | None, str]:
@@ -132,6 +153,9 @@ def judge_outcome(trace: Trace, task: Task) -> tuple[bool | None, str]:
             return False, f"{state_reason}; but the episode ended without an answer"
         return state_ok, state_reason
     correct, reason = judge_answer(trace, task)
+    if correct and task.evidence and evidence_step(trace, task) is None:
+        names = ", ".join(dict.fromkeys(call.name for call in task.evidence))
+        return False, f"{NO_EVIDENCE}: {reason}, but no call of {names} it could rest on succeeded"
     if state_ok is None and correct is not False:  # a right answer cannot vouch for unseen state
         return None, state_reason
     return correct, f"{state_reason}; {reason}" if state_reason else reason

@@ -119,7 +119,9 @@ class Task(_Record):
     beside a right one). ``solution`` is the reference solution with concrete arguments (the oracle
     plays it); ``expected_state`` what must hold of the servers at the end (the outcome checks it);
     ``milestones`` and ``minefields`` the progress a right episode makes and what it never does (the
-    milestone process reward grades by them).
+    milestone process reward grades by them). ``evidence`` lists the calls a right answer must rest
+    on: when it is not empty, the outcome counts an answer only after one of them (matched like an
+    ideal call) returned without error, so that a fact only a tool holds is not guessed.
     """
 
     id: str
@@ -134,6 +136,7 @@ class Task(_Record):
     expected_state: list[StateCheck] = Field(default_factory=list)
     milestones: list[Milestone] = Field(default_factory=list)
     minefields: list[Minefield] = Field(default_factory=list)
+    evidence: list[IdealCall] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     max_steps: int | None = None
 

@@ -9,7 +9,9 @@ The files server starts empty, so its tasks' values come from the other servers'
 - ``forecast-note``: look up a day's high (weather server) and save it to a file; the answer is
   the high, and the file must hold it.
 
-Checks read ``files://state`` (``files.<path>`` holds the file's text), never a tool.
+Checks read ``files://state`` (``files.<path>`` holds the file's text), never a tool. A read-back
+answer must rest on the ``read_file`` call and a forecast-note answer on the forecast
+(``Task.evidence``).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def build(world: World, question: Question, rng: random.Random) -> Task:
             "expected_answer": [title],
             "answer_match": "contains",
             "ideal_calls": [_write(path), read],
+            "evidence": [read],
             "solution": [
                 solution("write_file", path=path, content=f"{title}\n"),
                 solution("read_file", path=path),
@@ -152,6 +155,7 @@ def build(world: World, question: Question, rng: random.Random) -> Task:
             "expected_answer": [high],
             "answer_match": "number",
             "ideal_calls": [lookup, _write(path)],
+            "evidence": [lookup],
             "solution": [
                 solution("get_daily_forecast", location=place, date=date_argument(world, date)),
                 solution("write_file", path=path, content=f"High in {place}: {high}°F\n"),

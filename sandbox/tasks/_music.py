@@ -14,7 +14,8 @@ A play task's first acceptable answer is "{title} by {artist}", the one the orac
 others are contained in it, so it accepts no answer they would not, and a demonstration reports the
 track the way a person would.
 - ``count-plays``: how often a library title was played today or yesterday, from the history
-  (today is the day of the latest play); nothing may start playing.
+  (today is the day of the latest play); nothing may start playing, and the count must rest on
+  a ``get_recently_played`` call (``Task.evidence``): a small number is easy to guess.
 
 The title is the split's value.
 """
@@ -151,6 +152,7 @@ def _count(world: World, question: Question) -> dict[str, Any]:
         "expected_answer": [str(counts[title.casefold()])],
         "answer_match": "number",
         "ideal_calls": [read],
+        "evidence": [read],
         "solution": [solution("get_recently_played", limit=HISTORY_LIMIT)],
         "expected_state": [_playing(None)],  # type: ignore[arg-type]
         "milestones": [milestone("read the history", call=read)],

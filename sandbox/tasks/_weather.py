@@ -7,6 +7,8 @@ evening. The last holds the **hourly-vs-daily trap**: on a day whose daily high 
 right answer is a coat, found only in the hourly forecast; the light clothes the high suggests are
 the task's distractors. Evenings that are warm (:data:`WARM_EVENING_F` or more) ask the converse.
 Which days are traps is read from the data, never listed here. The place is the split's value.
+Every answer must rest on the task's forecast call (``Task.evidence`` = its ideal call): a right
+"t-shirt" for a forecast nobody read, or read for another place or day, is a guess.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def build(world: World, question: Question, rng: random.Random) -> Task:
             tags += ["trap", "hidden-detail"]
         else:
             fields["expected_answer"], fields["distractors"] = SUMMER_CLOTHES, WINTER_CLOTHES
+    fields["evidence"] = list(fields["ideal_calls"])  # every answer is a fact only the forecast holds
     fields["tags"] = [*tags, kind]
     return task(**fields)
 

@@ -102,7 +102,7 @@ def test_a_short_right_answer() -> None:
         "doubtful_or_complex_penalty": 0.0,
         "verbosity_penalty": 0.0,
     }
-    assert (reward.name, reward.version) == ("cot", "4+rule-prm@4")
+    assert (reward.name, reward.version) == ("cot", "5+rule-prm@4")
 
 
 def test_a_right_answer_after_a_long_detour() -> None:
@@ -140,5 +140,5 @@ class FixedPRM:
 def test_any_prm_plugs_in_and_names_itself_in_the_version() -> None:
     reward_fn = make_cot_reward(FixedPRM(attributes(verbosity=0.9)))
     reward = reward_fn(trace(FOUR, [answer(0, "4")]), FOUR)
-    assert reward.version == "4+fixed@7"
+    assert reward.version == "5+fixed@7"
     assert reward.value == pytest.approx(1.0)

@@ -64,8 +64,10 @@ def solved_state(task_id: str) -> str:
 
 
 def outcome(task_id: str, final: str) -> float | None:
+    """The outcome of the seed's reference calls (each answered "ok") followed by ``final``."""
     seed = SEED[task_id]
-    the_trace = trace(seed, [answer(0, final)])
+    calls = [call(index, step.name, step.arguments) for index, step in enumerate(seed.solution)]
+    the_trace = trace(seed, [*calls, answer(len(calls), final)])
     if seed.expected_state:
         the_trace = the_trace.model_copy(update={"final_state": json.loads(solved_state(task_id))})
     return outcome_reward(the_trace, seed).value
@@ -100,6 +102,46 @@ def test_the_documents_failure_stories_fail(task_id: str, final: str) -> None:
 )
 def test_each_rule_catches_its_story_on_its_own(task_id: str, final: str) -> None:
     assert outcome(task_id, final) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("task_id", "final"),
+    [
+        ("weather-denver-temp-8pm", "35"),
+        ("weather-paris-high-tomorrow", "46"),
+        ("music-most-played-today", "Toxic"),
+    ],
+)
+def test_a_right_answer_no_call_backs_is_a_guess(task_id: str, final: str) -> None:
+    seed = SEED[task_id]
+    assert seed.evidence
+    assert outcome(task_id, final) == 1.0  # after the reference calls
+    guessed = outcome_reward(trace(seed, [answer(0, final)]), seed)
+    assert guessed.value == 0.0 and guessed.components["grounded"] == 0.0
+    assert guessed.reason.startswith("no evidence") and seed.evidence[0].name in guessed.reason
+    solution = seed.solution[0]
+    refused = [call(0, solution.name, solution.arguments, error_kind="tool_error"), answer(1, final)]
+    assert outcome_reward(trace(seed, refused), seed).value == 0.0  # the server refused the call
+    after = [answer(0, final), call(1, solution.name, solution.arguments)]
+    assert outcome_reward(trace(seed, after, final_answer=final), seed).value == 0.0  # read too late
+    assert cot_reward(trace(seed, [answer(0, final)]), seed).value == -1.0
+
+
+def test_evidence_for_another_place_is_no_evidence() -> None:
+    seed = SEED["weather-denver-temp-8pm"]
+    (solution,) = seed.solution
+    elsewhere = {**solution.arguments, "location": "Boston"}
+    steps = [call(0, solution.name, elsewhere), answer(1, "35")]
+    assert outcome_reward(trace(seed, steps), seed).value == 0.0
+    steps = [call(0, solution.name, elsewhere), call(1, solution.name, solution.arguments), answer(2, "35")]
+    grounded = outcome_reward(trace(seed, steps), seed)
+    assert grounded.value == 1.0 and grounded.components["grounded"] == 1.0
+
+
+def test_a_task_without_evidence_is_judged_on_its_answer_alone() -> None:
+    seed = SEED["calc-percent-of"]
+    assert not seed.evidence and seed.ideal_calls
+    assert outcome_reward(trace(seed, [answer(0, str(seed.acceptable_answers[0]))]), seed).value == 1.0
 
 
 NATURAL_RIGHT_ANSWERS = {

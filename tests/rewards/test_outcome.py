@@ -110,7 +110,7 @@ def test_an_unknown_mode_is_refused() -> None:
 def test_a_right_answer_scores_one() -> None:
     the_task = task(expected=["Paris", "City of Light"])
     reward = outcome_reward(trace(the_task, [answer(0, "paris.")]), the_task)
-    assert (reward.name, reward.version, reward.value) == ("outcome", "4", 1.0)
+    assert (reward.name, reward.version, reward.value) == ("outcome", "5", 1.0)
     assert reward.components == {"answer_correct": 1.0}
     assert "Paris" in reward.reason
 

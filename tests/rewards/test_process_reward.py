@@ -26,7 +26,7 @@ def test_the_reward_grades_every_step_and_adds_the_outcome() -> None:
     assert reward.per_step == [1.0, 0.0, 0.0, 1.0]
     assert reward.value == pytest.approx(3.0)
     assert reward.components == {"step_sum": 2.0, "steps": 4.0, "answer_correct": 1.0}
-    assert (reward.name, reward.version) == ("process", "5+tool-aware-prm@1(milestone-prm@2,rule-prm@4)")
+    assert (reward.name, reward.version) == ("process", "6+tool-aware-prm@1(milestone-prm@2,rule-prm@4)")
 
 
 def test_a_wrong_answer_adds_nothing() -> None:

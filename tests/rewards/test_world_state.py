@@ -76,7 +76,7 @@ async def test_playing_the_catalog_toxic_fails_whatever_the_answer_says() -> Non
     assert 'music music://state now_playing equals "lib-001"' in failed.reason
     assert "cat-001" in failed.reason
     passed = outcome_reward(right, TOXIC)
-    assert passed.value == 1.0 and passed.version == "4", passed.reason
+    assert passed.value == 1.0 and passed.version == "5", passed.reason
 
 
 @pytest.mark.anyio

@@ -122,6 +122,54 @@ def test_every_task_carries_what_the_seed_tasks_carry(oracle_run: GauntletReport
     assert {"trap", "ambiguous", "no-tool", "history", "word-problem", "state"} <= kinds
 
 
+def test_facts_only_a_tool_holds_must_rest_on_it(oracle_run: GauntletReport) -> None:
+    """Weather answers, play counts, read-backs and forecast notes name their evidence; the oracle's
+    answer rests on it, and the same answer with no call (or after a refused one) is a guess."""
+    from rewards import outcome_reward
+
+    grounded = [task for task in oracle_run.tasks if task.evidence]
+    kinds = {tag for task in grounded for tag in task.tags}
+    assert {"weather", "count-plays", "forecast-note"} <= kinds
+    assert all(task.evidence for task in oracle_run.tasks if task.id.startswith("weather-"))
+    assert not any(task.evidence for task in oracle_run.tasks if "no-tool" in task.tags)
+    for task in grounded:
+        oracle = oracle_run.oracle[task.id]
+        assert oracle.rewards["outcome"].components["grounded"] == 1.0, task.id
+        answer_step = oracle.steps[-1]
+        guess = oracle.model_copy(update={"steps": [answer_step.model_copy(update={"index": 0})]})
+        verdict = outcome_reward(guess, task)
+        assert verdict.value == 0.0 and verdict.reason.startswith("no evidence"), (task.id, verdict.reason)
+        refused = [
+            step.model_copy(update={"result": step.result.model_copy(update={"is_error": True})})
+            if step.result is not None
+            else step
+            for step in oracle.steps
+        ]
+        if not task.expected_state:  # a refused write also fails the state check, for its own reason
+            assert outcome_reward(oracle.model_copy(update={"steps": refused}), task).value == 0.0, task.id
+
+
+def test_a_read_back_rests_on_reading_the_file(make: Callable[..., list[Task]]) -> None:
+    backs = [task for task in make("files", 12, 5, "train") if "read-back" in task.tags]
+    assert backs
+    for task in backs:
+        assert [call.name for call in task.evidence] == ["read_file"], task.id
+
+
+def test_a_play_tasks_first_answer_names_title_and_artist_and_accepts_no_more(
+    make: Callable[..., list[Task]],
+) -> None:
+    from rewards import answers_match
+
+    plays = [task for task in make("music", 12, 5, "train") if "count-plays" not in task.tags]
+    assert plays
+    for task in plays:
+        first, *others = task.acceptable_answers
+        assert " by " in first and others, task.id
+        for other in others:  # each other answer is inside the first, so it widens nothing
+            assert answers_match(first, [other], "contains"), (task.id, other)
+
+
 # --------------------------------------------------------------------------- the split
 
 
