@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from sandbox.records import IdealCall, Task
-from sandbox.tasks._common import draw_until, solution, task
+from sandbox.tasks._common import draw_until, kind_turns, solution, task
 from sandbox.tasks._split import NUMBER, Split, split_of, value_tag
 from sandbox.tasks._world import TaskGenerationError, World
 
@@ -96,9 +96,9 @@ def _prompt(problem: Problem, rng: random.Random) -> str:
     return templates[kind].format(*v)
 
 
-def _draw(split: Split) -> Callable[[random.Random], Problem | None]:
+def _draw(split: Split, next_kind: Callable[[], str]) -> Callable[[random.Random], Problem | None]:
     def one(rng: random.Random) -> Problem | None:
-        name = rng.choice(sorted(_KINDS))
+        name = next_kind()
         kind = _KINDS[name]
         pools = [split_numbers(split, numbers) for numbers in kind.ranges]
         if not all(pools):
@@ -152,7 +152,8 @@ def split_numbers(split: Split, numbers: range = ANY) -> list[int]:
 
 
 async def make(world: World, split: Split, n: int, rng: random.Random) -> list[Task]:
-    problems = draw_until(_draw(split), rng, n * 2, NAME, split, key=lambda p: p.id)
+    drawer = _draw(split, kind_turns(sorted(_KINDS), rng))
+    problems = draw_until(drawer, rng, n * 2, NAME, split, key=lambda p: p.id)
     tasks: list[Task] = []
     for problem in problems:  # built in turn until n have an exact answer: one calculator call each
         built = await build(world, problem, rng)

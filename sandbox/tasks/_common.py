@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -133,6 +134,14 @@ def draw(
             if queue and len(chosen) < n:
                 chosen.append(queue.pop())
     return chosen
+
+
+def kind_turns(kinds: Sequence[str], rng: random.Random) -> Callable[[], str]:
+    """The kinds in turn, in one random order: each call gives the next, so a draw of n tasks holds
+    every kind about n / len(kinds) times (a kind drawn at random each time can be missed entirely)."""
+    order = rng.sample(list(kinds), len(kinds))
+    turn = itertools.count()
+    return lambda: order[next(turn) % len(order)]
 
 
 def draw_until(

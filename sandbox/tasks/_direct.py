@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.records import Task
-from sandbox.tasks._common import draw_until, slug, task, words
+from sandbox.tasks._common import draw_until, kind_turns, slug, task, words
 from sandbox.tasks._split import NUMBER, PLACE, TITLE, Split, split_of, value_tag
 from sandbox.tasks._world import World
 
@@ -44,13 +44,15 @@ def _disjoint(values: tuple[str, ...]) -> bool:
     return True
 
 
-def _drawer(world: World, split: Split) -> Callable[[random.Random], Question | None]:
+def _drawer(
+    world: World, split: Split, next_kind: Callable[[], str]
+) -> Callable[[random.Random], Question | None]:
     numbers = [str(n) for n in SMALL if split_of(NUMBER, n) == split]
     places = [place for place in world.places if split_of(PLACE, place) == split]
     titles = sorted({track["title"] for track in world.library if split_of(TITLE, track["title"]) == split})
 
     def one(rng: random.Random) -> Question | None:
-        kind = rng.choice(KINDS)
+        kind = next_kind()
         if kind == "sum":
             values = (rng.choice(numbers), rng.choice(numbers))
             return Question(kind, values)
@@ -112,5 +114,6 @@ async def build(world: World, question: Question, rng: random.Random) -> Task:
 
 
 async def make(world: World, split: Split, n: int, rng: random.Random) -> list[Task]:
-    questions = draw_until(_drawer(world, split), rng, n, NAME, split, key=lambda q: q.id)
+    drawer = _drawer(world, split, kind_turns(KINDS, rng))
+    questions = draw_until(drawer, rng, n, NAME, split, key=lambda q: q.id)
     return [await build(world, question, rng) for question in questions]

@@ -27,6 +27,7 @@ from sandbox.tasks._common import (
     date_variants,
     day_possessive,
     draw_until,
+    kind_turns,
     ideal,
     milestone,
     slug,
@@ -66,7 +67,9 @@ def _write(path: str) -> Any:
     return ideal("write_file", path=[path, f"./{path}"])
 
 
-def _drawer(world: World, split: Split) -> Callable[[random.Random], Question | None]:
+def _drawer(
+    world: World, split: Split, next_kind: Callable[[], str]
+) -> Callable[[random.Random], Question | None]:
     places = [place for place in world.places if split_of(PLACE, place) == split]
     # a title in a comma list must read as one item
     titles = sorted(
@@ -80,7 +83,7 @@ def _drawer(world: World, split: Split) -> Callable[[random.Random], Question | 
     )
 
     def one(rng: random.Random) -> Question | None:
-        kind = rng.choice(KINDS)
+        kind = next_kind()
         if kind == "note":
             place = rng.choice(places)
             return Question(kind, (place,), rng.choice(NOTES).format(place))
@@ -172,5 +175,6 @@ def build(world: World, question: Question, rng: random.Random) -> Task:
 
 
 async def make(world: World, split: Split, n: int, rng: random.Random) -> list[Task]:
-    questions = draw_until(_drawer(world, split), rng, n, NAME, split, key=lambda q: q.id)
+    drawer = _drawer(world, split, kind_turns(KINDS, rng))
+    questions = draw_until(drawer, rng, n, NAME, split, key=lambda q: q.id)
     return [build(world, question, rng) for question in questions]
