@@ -56,9 +56,10 @@ counts a right answer only when one of them was made before the answer and retur
 place, or after a call the server refused, is a guess, and scores 0.0 ("no evidence: ..."), even
 when it happens to be right. A task without ``evidence`` is judged on its answer and state alone.
 
-Version 5 (was 4): ``evidence``. Version 4 (was 3): markup (symbols, a tag's name) neither fills the negation window nor lengthens
-a rival alternative: "not <b>Paris</b>" and "<b>Paris</b> or <b>Lyon</b>" fail as their plain
-forms do. Version 3 (was 2): expected_state. Version 2 (was 1): tokens split at symbols, and the three rules.
+Version 5 (was 4): ``evidence``. Version 4 (was 3): markup (symbols, a tag's name) neither fills the
+negation window nor lengthens a rival alternative: "not <b>Paris</b>" and "<b>Paris</b> or
+<b>Lyon</b>" fail as their plain forms do. Version 3 (was 2): expected_state. Version 2 (was 1):
+tokens split at symbols, and the three rules.
 """
 
 from __future__ import annotations

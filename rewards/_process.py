@@ -18,12 +18,12 @@ PRM) can end the reward: when a step stepped on one of the task's minefields, th
 reward's minimum, 0.0, whatever the answer, with ``components["minefield"] = 1.0`` and a reason
 naming it. A PRM with ``grade_trace(trace, task)`` is given the whole trace (its tool schemas).
 
-Version 6 (was 5): the outcome term follows outcome version 5 (a task's ``evidence``: a right
-answer no successful call backs is wrong). Version 5 (was 4): a milestone's ideal call with a ``result`` is reached only by a call that
-produced it (a calculator call of the wrong expression is no progress). Version 4 (was 3): the
-outcome term follows outcome version 4 (markup does not hide a negation or a rival alternative).
-Version 3 (was 2): the outcome term checks ``expected_state`` first (outcome version 3), the
-minefield rule, and the tool-aware default grader. Version 2 (was 1): the outcome
+Version 6 (was 5): the outcome term follows outcome version 5 (a task's ``evidence``: a right answer
+no successful call backs is wrong). Version 5 (was 4): a milestone's ideal call with a ``result`` is
+reached only by a call that produced it (a calculator call of the wrong expression is no progress).
+Version 4 (was 3): the outcome term follows outcome version 4 (markup does not hide a negation or a
+rival alternative). Version 3 (was 2): the outcome term checks ``expected_state`` first (outcome
+version 3), the minefield rule, and the tool-aware default grader. Version 2 (was 1): the outcome
 reward's version 2 rules decide the outcome term.
 """
 

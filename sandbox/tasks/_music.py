@@ -4,8 +4,9 @@ music server (its ``music://tracks`` resource and ``get_recently_played``).
 Kinds:
 
 - ``play-library``: "Play {title}." for a title in the user's library. The right track is the
-  library's, and the answer must name its artist; where the catalog has a twin (same title), playing the twin is a minefield and its
-  artist a distractor, so an agent that searches the catalog first is caught.
+  library's, and the answer must name its artist; where the catalog has a twin (same title), playing
+  the twin is a minefield and its artist a distractor, so an agent that searches the catalog first
+  is caught.
 - ``play-catalog``: "Put on {title} by {artist}" for a catalog track (not one the library holds
   by the same artist): the catalog's track must play, and the answer must name its title (or,
   without a twin, its artist); playing the library twin is the minefield.
