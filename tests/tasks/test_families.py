@@ -149,6 +149,20 @@ def test_facts_only_a_tool_holds_must_rest_on_it(oracle_run: GauntletReport) -> 
             assert outcome_reward(oracle.model_copy(update={"steps": refused}), task).value == 0.0, task.id
 
 
+@pytest.mark.parametrize("family", ["calculator", "files", "direct"])
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_a_draw_takes_the_kinds_in_turn(make: Callable[..., list[Task]], family: str, split: str) -> None:
+    """Two tasks of every kind in a draw of twice the kinds: none is missed by chance (16 calculator
+    tasks drawn at random held no bracketed sum, and 16 files tasks one read-back)."""
+    from sandbox.tasks import _calculator, _direct, _files
+
+    kinds = {"calculator": sorted(_calculator._KINDS), "files": _files.KINDS, "direct": _direct.KINDS}[family]
+    for seed in (1, 2, 3):
+        tasks = make(family, 2 * len(kinds), seed, split)
+        counts = {kind: sum(kind in task.tags for task in tasks) for kind in kinds}
+        assert min(counts.values()) >= 1 and max(counts.values()) <= 4, (seed, counts)
+
+
 def test_a_read_back_rests_on_reading_the_file(make: Callable[..., list[Task]]) -> None:
     backs = [task for task in make("files", 12, 5, "train") if "read-back" in task.tags]
     assert backs
