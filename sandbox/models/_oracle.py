@@ -22,9 +22,9 @@ Thoughts come in two styles (``thoughts``), each one short stated template:
   what it can see. Before a call: ``"I need the {tool} tool: {the first sentence of its description}
   I call it with {argument}={value}, ..."`` (``"I call the {tool} tool again, now with ..."`` when it
   was used before, so the thought does not restate the earlier one). Before the answer: ``"The
-  {tool} result says: {an excerpt of at most 80 characters} So the answer is {answer}."`` (``"So it
-  is done."`` for a task judged on the servers' state), the
-  excerpt taken around the answer's mention in the last result that shares most words with the
+  {tool} result gives {answer}. It says: {an excerpt of at most 80 characters}"`` (``"The {tool}
+  call is done."`` for a task judged on the servers' state), the answer before the excerpt so that
+  a thought cut short never loses it, the excerpt taken around the answer's mention in the last result that shares most words with the
   question (its first mention, else the result's start); with no
   call: ``"This needs no tool: I can answer it directly."``. Under a token limit each thought fits
   the thought budget of a constrained turn (:func:`sandbox.turns.turn_bounds`): the reason, then the
@@ -218,17 +218,18 @@ def demo_answer_thought(
     the excerpt shrinks to fit, down to :data:`MIN_EXCERPT_CHARS`, then goes."""
     if tool is None or result is None:
         return _fitted([NO_TOOL_THOUGHT, NO_TOOL_SHORT], width)
-    conclusion = "So it is done." if answer == DONE_ANSWER else f"So the answer is {answer}."
-    head = f"The {tool} result says: "
+    # The answer comes first and the excerpt after it: a model that learns this order and then
+    # writes a longer excerpt than the budget allows loses the end of the excerpt, never the answer.
+    lead = f"The {tool} call is done." if answer == DONE_ANSWER else f"The {tool} result gives {answer}."
+    head = f"{lead} It says: "
     limits = [EXCERPT_CHARS]
     if width is not None:
-        room = width - text_width(head + " " + conclusion) - 8  # 8: the "... " and " ..." marks
+        room = width - text_width(head) - 8  # 8: the "... " and " ..." marks
         limits = [limit for limit in (EXCERPT_CHARS, room) if MIN_EXCERPT_CHARS <= limit <= EXCERPT_CHARS]
     candidates = [
-        f"{head}{fit_text(result_excerpt(result, answer, question, limit), limit + 8)} {conclusion}"
-        for limit in limits
+        f"{head}{fit_text(result_excerpt(result, answer, question, limit), limit + 8)}" for limit in limits
     ]
-    return _fitted([*candidates, conclusion], width)
+    return _fitted([*candidates, lead], width)
 
 
 def turn_text(thought: str, action: str) -> str:

@@ -57,7 +57,11 @@ def test_demos_reach_every_declared_reward_maximum_with_demo_thoughts(tmp_path: 
         assert not any("Reference" in t or "reference" in t for t in thoughts)
         if task.solution:
             assert thoughts[0].startswith(f"I need the {task.solution[0].name} tool: ")
-            assert thoughts[-1].startswith(f"The {task.solution[-1].name} result says: ")
+            last = task.solution[-1].name
+            assert thoughts[-1].startswith((f"The {last} result gives ", f"The {last} call is done."))
+            if not thoughts[-1].startswith(f"The {last} call is done."):  # the answer, then the excerpt
+                lead, _, excerpt = thoughts[-1].partition(" It says: ")
+                assert trace.final_answer and lead.endswith(f" {trace.final_answer}.") and excerpt
             assert len(set(thoughts)) == len(thoughts)
         else:
             assert thoughts == ["This needs no tool: I can answer it directly."]
@@ -123,6 +127,9 @@ def test_demo_thoughts_fit_any_width(width: int, answer: str) -> None:
         demo_answer_thought(None, None, answer, width=width),
     ):
         assert text_width(thought) <= width and "<" not in thought
+    lead = f"The calculate result gives {answer}."
+    if answer != "Done." and text_width(lead) <= width:  # the answer is never what a cut drops
+        assert demo_answer_thought("calculate", result, answer, "q", width).startswith(lead)
 
 
 NATIVE_LABELS = ["hermes", "hermes+think", "llama3", "mistral", "functiongemma"]
