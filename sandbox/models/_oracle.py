@@ -20,12 +20,12 @@ Thoughts come in two styles (``thoughts``), each one short stated template:
   call."`` when there is none). They say where the turn sits in the plan, nothing a model should learn.
 - ``"demo"`` (demonstrations to train on, ``sandbox demos``): what a model should think, built from
   what it can see. Before a call: ``"I need the {tool} tool: {the first sentence of its description}
-  I call it with {argument}={value}, ..."`` (``"I call the {tool} tool again, now with ..."`` when it
-  was used before, so the thought does not restate the earlier one). Before the answer: ``"The
+  I call it with {argument}={value}, ..."`` (``"I call the {tool} tool again, now with ..."`` when
+  it was used before, so the thought does not restate the earlier one). Before the answer: ``"The
   {tool} result gives {answer}. It says: {an excerpt of at most 80 characters}"`` (``"The {tool}
-  call is done."`` for a task judged on the servers' state), the answer before the excerpt so that
-  a thought cut short never loses it, the excerpt taken around the answer's mention in the last result that shares most words with the
-  question (its first mention, else the result's start); with no
+  call is done."`` for a task judged on the servers' state), the answer before the excerpt so that a
+  thought cut short never loses it, the excerpt taken around the answer's mention in the last result
+  that shares most words with the question (its first mention, else the result's start); with no
   call: ``"This needs no tool: I can answer it directly."``. Under a token limit each thought fits
   the thought budget of a constrained turn (:func:`sandbox.turns.turn_bounds`): the reason, then the
   arguments, then the excerpt are left out until it does, so a demonstration never thinks what the
