@@ -111,7 +111,7 @@ def outcome_reward(trace: Trace, task: Task) -> Reward:
     if task.expected_state:
         components["state_correct"] = float(not reason.startswith(STATE_FAILED))
     if task.evidence:
-        components["grounded"] = float(evidence_step(trace, task) is not None)
+        components["grounded"] = float(rests_on_evidence(trace, task))
     return Reward(name=NAME, version=VERSION, value=value, components=components, reason=reason)
 
 
@@ -119,15 +119,15 @@ STATE_FAILED = "expected state failed"
 NO_EVIDENCE = "no evidence"
 
 
-def evidence_step(trace: Trace, task: Task) -> int | None:
-    """The index of the first step before the final answer that produced one of the task's
-    ``evidence`` calls, or None (always None for a task without evidence)."""
+def rests_on_evidence(trace: Trace, task: Task) -> bool:
+    """Whether a step before the final answer produced one of the task's ``evidence`` calls
+    (always False for a task without evidence)."""
     for step in trace.steps:
         if step.action == "answer":
-            break
+            return False
         if any(step_produces(call, step, trace.tools) for call in task.evidence):
-            return step.index
-    return None
+            return True
+    return False
 
 
 def judge_state(trace: Trace, task: Task) -> tuple[bool | None, str]:
@@ -154,7 +154,7 @@ def judge_outcome(trace: Trace, task: Task) -> tuple[bool | None, str]:
             return False, f"{state_reason}; but the episode ended without an answer"
         return state_ok, state_reason
     correct, reason = judge_answer(trace, task)
-    if correct and task.evidence and evidence_step(trace, task) is None:
+    if correct and task.evidence and not rests_on_evidence(trace, task):
         names = ", ".join(dict.fromkeys(call.name for call in task.evidence))
         return False, f"{NO_EVIDENCE}: {reason}, but no call of {names} it could rest on succeeded"
     if state_ok is None and correct is not False:  # a right answer cannot vouch for unseen state
